@@ -1,0 +1,55 @@
+# chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
+# Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV    ?= .venv
+PYTHON  ?= python3
+CLI     := $(VENV)/bin/chronorisk
+PRODUCT ?= diabetes
+MEMBERS ?= 20000
+SEED    ?= 7
+DATA    ?= data/synth
+BENCH   ?=
+
+.PHONY: help install test lint demo synth validate calibrate bench clean
+
+help: ## list the targets and their variables
+	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade "pip>=24"
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev,distributed]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project from the committed constraints
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: install ## set up everything, then ruff, mypy and the whole pytest suite
+	bash scripts/ensure_services.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+demo: install ## the main job end to end on embedded defaults (MEMBERS)
+	$(CLI) demo --members $(MEMBERS) --seed $(SEED)
+
+synth: install ## generate a synthetic cohort into DATA (MEMBERS, SEED)
+	$(CLI) data synth --members $(MEMBERS) --seed $(SEED) --out $(DATA)
+
+validate: install ## validate DATA against the raw-data contracts, quarantining bad rows
+	$(CLI) data validate $(DATA)
+
+calibrate: install ## check the cohort in DATA against the epidemiology targets
+	$(CLI) data calibrate $(DATA)
+
+bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
+	$(CLI) bench $(if $(BENCH),--name $(BENCH),)
+
+clean: ## remove generated data, MLflow stores, caches (keeps .venv)
+	rm -rf data mlartifacts mlruns mlflow.db audit.db reports .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,146 @@
+"""The `chronorisk` command line: one Typer app with a sub-command per stage.
+
+Every Make target calls this app; commands are thin wrappers that build settings, do the I/O
+and hand frames to the product functions in `features`, `training` and `serving`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chronorisk.settings import load_settings
+
+app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+data_app = typer.Typer(help="Raw data: generate a synthetic cohort, validate a raw folder.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+
+
+@data_app.command("synth")
+def data_synth(
+    members: Annotated[int, typer.Option(help="number of members to generate")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same bytes")] = 7,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: settings data_dir)")] = None,
+    profile: Annotated[Path | None, typer.Option(help="population profile YAML")] = None,
+    workers: Annotated[int, typer.Option(help="processes generating blocks in parallel")] = 2,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Generate a synthetic cohort: five raw tables plus the generator's truth in OUT/_truth/."""
+    from features.synthetic import load_profile, synthesize
+
+    settings = load_settings()
+    out_dir = out or settings.data_dir
+    prof = load_profile(profile or settings.profile)
+    summary = synthesize(members=members, seed=seed, out_dir=out_dir, profile=prof,
+                         workers=workers, file_format=file_format, progress=True)
+    table = Table(title=f"synthetic cohort in {out_dir}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.rows.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+@data_app.command("validate")
+def data_validate(
+    data_dir: Annotated[Path, typer.Argument(help="folder of raw parquet or csv tables")],
+    strict: Annotated[bool, typer.Option(help="fail on the first rule broken instead of quarantining")] = False,
+    extract_date: Annotated[
+        str | None,
+        typer.Option(help="latest valid record date (YYYY-MM-DD); default: the folder's _manifest.json, "
+                     "else today"),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON")] = None,
+) -> None:
+    """Validate every table of DATA_DIR against the contracts; quarantine bad rows to DATA_DIR/_rejected/."""
+    from features.contracts import ContractError, validate_folder
+
+    settings = load_settings()
+    try:
+        report = validate_folder(
+            data_dir,
+            strict=strict,
+            extract_date=date.fromisoformat(extract_date) if extract_date else None,
+            pepper=settings.id_pepper.get_secret_value().encode(),
+        )
+    except ContractError as err:
+        console.print(f"[red]contract violated:[/red] {err}")
+        raise typer.Exit(code=1) from err
+    table = Table(title=f"validation of {data_dir}")
+    for col in ("table", "read", "accepted", "rejected", "member_rejected", "rejected by rule"):
+        table.add_column(col, justify="right" if col in ("read", "accepted", "rejected", "member_rejected") else "left")
+    for name, t in report.tables.items():
+        rules = ", ".join(f"{rule}: {n:,}" for rule, n in sorted(t.by_rule.items())) or "-"
+        table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}", rules)
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(report.model_dump(mode="json"), indent=2))
+
+
+@data_app.command("calibrate")
+def data_calibrate(
+    data_dir: Annotated[Path, typer.Argument(help="folder written by `data synth` (needs its _truth/)")],
+) -> None:
+    """Compare a synthetic cohort with the published targets; exit 1 if any is out of range."""
+    from features.synthetic_calibration import calibration_checks, read_cohort_for_calibration
+
+    checks = calibration_checks(**read_cohort_for_calibration(data_dir))
+    table = Table(title=f"calibration of {data_dir} against ../shared/epidemiology.md")
+    for col in ("check", "value", "range", "ok"):
+        table.add_column(col, justify="left" if col == "check" else "right")
+    for c in checks:
+        table.add_row(c.name, f"{c.value:,.3f}", f"{c.low:g} to {c.high:g}",
+                      "[green]yes[/green]" if c.passed else "[red]NO[/red]")
+    console.print(table)
+    if not all(c.passed for c in checks):
+        raise typer.Exit(code=1)
+
+
+@app.command("demo")
+def demo(
+    members: Annotated[int, typer.Option(help="members in the demo cohort")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    out: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
+) -> None:
+    """The main job end to end on embedded defaults: generate, validate, calibrate."""
+    settings = load_settings()
+    data_dir = out or settings.data_dir
+    console.rule("1. synthetic cohort")
+    data_synth(members=members, seed=seed, out=data_dir, profile=None, workers=2, file_format="parquet")
+    console.rule("2. raw-data contracts")
+    data_validate(data_dir=data_dir, strict=False, extract_date=None, json_out=None)
+    console.rule("3. calibration against the epidemiology targets")
+    try:
+        data_calibrate(data_dir=data_dir)
+    except typer.Exit:
+        console.print("[yellow]some calibration checks are out of range at this cohort size[/yellow]")
+
+
+@app.command("bench")
+def bench(
+    name: Annotated[list[str] | None, typer.Option("--name", help="bench to run (repeatable); default: all")] = None,
+) -> None:
+    """Run benchmarks; each writes bench/results/<name>.json (a missed target is recorded, exit 0)."""
+    from chronorisk.bench import BENCHES
+
+    chosen = name or list(BENCHES)
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        console.print(f"[red]unknown bench {unknown}; known: {sorted(BENCHES)}[/red]")
+        raise typer.Exit(code=2)
+    for bench_name in chosen:
+        path = BENCHES[bench_name](console.print)
+        result = json.loads(path.read_text())
+        console.print(f"{bench_name}: {'pass' if result['pass'] else '[red]target missed[/red]'} -> {path}")
+
+
+if __name__ == "__main__":
+    app()

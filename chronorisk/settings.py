@@ -1,0 +1,52 @@
+"""One settings object for every environment-dependent choice (paths, URIs, secrets).
+
+Built once by the CLI or the service at start-up and passed down; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-pepper"}
+
+
+class Settings(BaseSettings):
+    """Environment settings; every field may be set as CHRONORISK_<FIELD> (or its own alias)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHRONORISK_", extra="ignore")
+
+    environment: str = Field("development", description="development, test or production")
+    data_dir: Path = Field(Path("data/synth"), description="raw data folder")
+    features_dir: Path = Field(Path("data/features"), description="feature snapshots")
+    profile: Path = Field(
+        Path("experiments/profiles/default.yaml"), description="synthetic population profile"
+    )
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking URI (SQLite by default)",
+    )
+    mlflow_artifacts: Path = Field(Path("mlartifacts"), description="local MLflow artifact root")
+    audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
+    id_pepper: SecretStr = Field(
+        SecretStr("dev-pepper"), description="HMAC secret for member ids in logs and audit"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret_outside_development(self) -> Settings:
+        if (
+            self.environment not in ("development", "test")
+            and self.id_pepper.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "CHRONORISK_ID_PEPPER is unset or a placeholder; set a real secret outside development"
+            )
+        return self
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The BentoML scoring service, its request models, decision rules, auth and audit log."""

@@ -1,0 +1,1 @@
+"""Labels, splits, model fitting, baselines, calibration, evaluation and the MLflow registry."""
