@@ -276,6 +276,7 @@ def draw_population(rng: np.random.Generator, first_idx: int, n: int, profile: P
                          + rng.normal(0.0, 0.008, n), 0.0)
     sbp0 = (115.5 + 0.45 * (age0 - 45.0) + 0.006 * (age0 - 45.0) ** 2 + 0.9 * (bmi0 - 24.0) + 4.5 * male
             + 1.5 * (fam_htn == 2) + rng.normal(0.0, 10.5, n))
+    sbp0 = np.maximum(sbp0, 92.0)  # a latent pressure below this is not a living adult's
     sbp_slope = rng.normal(0.55, 0.4, n)
     dbp_offset = rng.normal(0.0, 5.5, n)
     cvd = rng.random(n) < 1.0 / (1.0 + np.exp(-(-4.3 + 0.07 * (age0 - 50.0) + 0.5 * male

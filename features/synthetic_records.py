@@ -260,9 +260,7 @@ def _consultation_table(rng: np.random.Generator, pop: Population, m: np.ndarray
     waist = waist_at(pop_rows(pop, m), s["bmi"]) + rng.normal(0, 2.0, k)
     smoke_rec = in_person & (rng.random(k) < 0.25)
     smoke = np.where(pop.smoker[m], "current", np.where(rng.random(k) < 0.1, "former", "never"))
-    ids = pc.binary_join_element_wise(
-        "C", pc.utf8_lpad(pc.cast(pa.array(pop.idx[m] * 1000 + _rank(m), pa.int64()), pa.string()),
-                          width=11, padding="0"), "")
+    ids = consultation_ids(int(pop.idx[0]), k)
     return pa.table({
         "consultation_id": ids,
         "member_id": member_ids(pop.idx[m]),
@@ -274,17 +272,25 @@ def _consultation_table(rng: np.random.Generator, pop: Population, m: np.ndarray
         "height_cm": pa.array(np.where(has_h, np.round(pop.height_cm[m] + rng.normal(0, 0.5, k), 1), np.nan),
                               from_pandas=True),
         "waist_cm": pa.array(np.where(has_waist, np.round(waist * 2) / 2, np.nan), from_pandas=True),
-        "sbp_mmhg": pa.array(np.where(has_bp, np.round(sbp), np.nan), from_pandas=True),
-        "dbp_mmhg": pa.array(np.where(has_bp, np.round(np.minimum(dbp, sbp - 10)), np.nan), from_pandas=True),
+        "sbp_mmhg": pa.array(np.where(has_bp, np.round(np.clip(sbp, 80, 250)), np.nan), from_pandas=True),
+        "dbp_mmhg": pa.array(np.where(has_bp, np.round(np.clip(np.minimum(dbp, sbp - 10), 45, 150)), np.nan),
+                             from_pandas=True),
         "smoking_status": _strings(smoke_rec, smoke),
     })
 
 
-def _rank(m: np.ndarray) -> np.ndarray:
-    """0-based position of each record within its member (m is sorted)."""
-    starts = np.r_[0, np.flatnonzero(np.diff(m)) + 1]
-    counts = np.diff(np.r_[starts, len(m)])
-    return np.arange(len(m)) - np.repeat(starts, counts)
+def consultation_ids(first_member: int, k: int) -> pa.Array:
+    """Unique consultation ids that do not reveal the member: a bijective scramble of (block, ordinal).
+
+    Multiplying by an odd constant modulo 2**64 is a bijection, so distinct (block, ordinal)
+    pairs never collide, yet neighbouring ids say nothing about which member they belong to.
+    """
+    raw = (np.uint64(first_member) << np.uint64(24)) + np.arange(k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        scrambled = (raw * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(0x5DEECE66D2B7E151)
+    hexed = pc.utf8_lpad(pa.array(np.char.mod("%x", scrambled.astype(np.uint64)).astype(object), pa.string()),
+                         width=16, padding="0")
+    return pc.binary_join_element_wise("C", hexed, "")
 
 
 def _lab_table(rng: np.random.Generator, pop: Population, labs: dict[str, np.ndarray], dm_dx: np.ndarray,
@@ -383,6 +389,7 @@ def wearables_table(rng: np.random.Generator, pop: Population, profile: Profile)
     weekday = (day + EPOCH_OFFSET + 3) % 7
     season = 1.0 - 0.06 * np.cos(2 * np.pi * ((day + EPOCH_OFFSET) % 365.25 - 200) / 365.25)
     steps = np.round(level * np.where(weekday >= 5, 0.88, 1.0) * season * np.exp(rng.normal(0, 0.35, r)))
+    steps = np.minimum(steps, 60_000.0)  # a marathon day, not a sensor glitch; the contract rejects > 100,000
     sleep = np.round(pop.sleep_h[wm] * 60.0 + rng.normal(0, 1.0, r) * pop.sleep_irreg_min[wm])
     sleep = np.where(rng.random(r) < 0.08, np.nan, np.clip(sleep, 120, 780))
     table = pa.table({

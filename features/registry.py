@@ -1,0 +1,97 @@
+"""The feature registry: what each feature means, its unit, direction of effect and reason text.
+
+Entries are data declared beside the function that computes them (each feature module's
+`SPECS`); the registry gathers them. It is an object, not a global list, so a data set can add
+its own features (an insurer's custom measurements) without touching the built-in ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+DIRECTIONS = (-1, 0, 1)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature. `direction` is the expected effect on risk (+1 raises, -1 lowers, 0 none
+    assumed) and the default monotone constraint; `reason` is a plain-language template with
+    `{value}` (already formatted with `fmt`) for underwriters."""
+
+    name: str
+    source: str
+    unit: str
+    description: str
+    direction: int
+    reason: str
+    fmt: str = "{:,.1f}"
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"feature {self.name}: direction must be -1, 0 or 1, got {self.direction}")
+        if "{value}" not in self.reason:
+            raise ValueError(f"feature {self.name}: reason text needs a {{value}} placeholder")
+
+    def reason_text(self, value: float | None) -> str:
+        """The reason in plain words, e.g. 'Average daily steps over the last 90 days: 3,200'."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            shown = "not recorded"
+        else:
+            shown = self.fmt.format(value)
+            if self.unit and self.unit not in ("flag", "count", "share", "points", "level"):
+                shown = f"{shown} {self.unit}"
+        return self.reason.format(value=shown)
+
+
+@dataclass
+class FeatureRegistry:
+    """Features by name, in the order they were registered."""
+
+    specs: dict[str, FeatureSpec] = field(default_factory=dict)
+
+    def add(self, spec: FeatureSpec) -> None:
+        if spec.name in self.specs:
+            raise ValueError(f"feature {spec.name} is already registered")
+        self.specs[spec.name] = spec
+
+    def extend(self, specs: Iterable[FeatureSpec]) -> FeatureRegistry:
+        for spec in specs:
+            self.add(spec)
+        return self
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise KeyError(f"unknown feature {name!r}; the registry has {len(self.specs)} features") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def __iter__(self) -> Iterator[FeatureSpec]:
+        return iter(self.specs.values())
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def directions(self) -> dict[str, int]:
+        return {name: spec.direction for name, spec in self.specs.items()}
+
+
+def default_registry() -> FeatureRegistry:
+    """Every built-in feature, gathered from the modules that compute them."""
+    from features.consultations import SPECS as consultation_specs
+    from features.demographics import SPECS as demographic_specs
+    from features.labs import SPECS as lab_specs
+    from features.questionnaire import SPECS as questionnaire_specs
+    from features.wearables import SPECS as wearable_specs
+
+    registry = FeatureRegistry()
+    for specs in (demographic_specs, questionnaire_specs, consultation_specs, lab_specs, wearable_specs):
+        registry.extend(specs)
+    return registry

@@ -1,0 +1,133 @@
+"""Index dates and labels: who is eligible at each index date, and whose event follows within the horizon.
+
+The label is the first qualifying *recorded* event in [t, t + horizon). A member with an event
+before t is prevalent and excluded; one who leaves before t + horizon without an event is
+dropped and counted, never silently labelled negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from training.products import ProductSpec
+
+
+@dataclass
+class LabelCounts:
+    """Why candidate (member, index date) rows did or did not become labelled rows."""
+
+    candidates: int = 0
+    not_enrolled: int = 0
+    short_history: int = 0
+    prevalent: int = 0
+    lost_to_follow_up: int = 0
+    beyond_extract: int = 0
+    rows: int = 0
+    positives: int = 0
+
+    def add(self, other: LabelCounts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass
+class Labelled:
+    rows: pd.DataFrame  # member_id, index_date, split, label, event_date
+    counts: LabelCounts = field(default_factory=LabelCounts)
+
+
+def _prefix_match(codes: pd.Series, prefixes: list[str]) -> np.ndarray:
+    if not prefixes:
+        return np.zeros(len(codes), dtype=bool)
+    pattern = "(?:^|;)(?:" + "|".join(p.replace(".", r"\.") for p in prefixes) + ")"
+    return codes.astype("str").fillna("").str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False)
+
+
+def recorded_events(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> pd.Series:
+    """Date of each member's first recorded event under the product's definition (members without: absent)."""
+    ev = spec.event
+    dates: list[pd.DataFrame] = []
+    cons = tables["consultations"]
+    if len(cons):
+        hit = _prefix_match(cons["icd10_codes"], ev.icd10_prefixes) | _prefix_match(cons["atc_codes"], ev.atc_prefixes)
+        dates.append(cons.loc[hit, ["member_id", "date"]])
+        if ev.high_readings is not None:
+            r = ev.high_readings
+            high = ((cons["sbp_mmhg"] >= r.sbp_mmhg) | (cons["dbp_mmhg"] >= r.dbp_mmhg)).fillna(False)
+            readings = cons.loc[high.to_numpy(dtype=bool), ["member_id", "date"]].sort_values(
+                ["member_id", "date"], kind="stable")
+            nth = readings.groupby("member_id", sort=False).cumcount() + 1
+            dates.append(readings[nth.to_numpy() == r.count])
+    labs = tables["lab_results"]
+    if len(labs) and ev.lab_thresholds:
+        hit = np.zeros(len(labs), dtype=bool)
+        for t in ev.lab_thresholds:
+            hit |= ((labs["test"] == t.test) & (labs["value"] >= t.at_least)).to_numpy(dtype=bool, na_value=False)
+        dates.append(labs.loc[hit, ["member_id", "date"]])
+    if not dates:
+        return pd.Series(dtype="datetime64[s]", name="first_event")
+    allev = pd.concat(dates, ignore_index=True)
+    return allev.groupby("member_id", sort=False)["date"].min().rename("first_event")
+
+
+def label_index_dates(tables: Mapping[str, pd.DataFrame], spec: ProductSpec,
+                      extract_date: date | None = None) -> Labelled:
+    """Every eligible (member, index date) of the product with its label, and the counts of the rest.
+
+    With `extract_date`, a window that ends after the last day of records cannot be labelled
+    negative; such rows are dropped and counted.
+    """
+    members = tables["members"][["member_id", "enrollment_start", "enrollment_end"]]
+    extract_end = pd.Timestamp(extract_date) if extract_date is not None else None
+    first = recorded_events(tables, spec)
+    counts = LabelCounts()
+    frames = []
+    horizon = pd.DateOffset(years=spec.horizon_years)
+    for d in spec.index_dates:
+        t = pd.Timestamp(d)
+        m = members.assign(index_date=t)
+        counts.candidates += len(m)
+        start = m["enrollment_start"]
+        end = m["enrollment_end"]
+        enrolled = ((start <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+        counts.not_enrolled += int((~enrolled).sum())
+        history = (start <= t - pd.Timedelta(days=spec.exclusions.min_history_days)).to_numpy(dtype=bool,
+                                                                                               na_value=False)
+        short = enrolled & ~history
+        counts.short_history += int(short.sum())
+        m = m[enrolled & history]
+        ev = pd.Series(first.reindex(m["member_id"]).to_numpy(dtype="datetime64[s]"), index=m.index)
+        prevalent = (ev < t).to_numpy(dtype=bool, na_value=False) if spec.exclusions.prevalent_event else np.zeros(
+            len(m), dtype=bool)
+        counts.prevalent += int(prevalent.sum())
+        m, ev = m[~prevalent], ev[~prevalent]
+        window_end = t + horizon
+        positive = ((ev >= t) & (ev < window_end)).to_numpy(dtype=bool, na_value=False)
+        left = (m["enrollment_end"] < window_end).to_numpy(dtype=bool, na_value=False) & ~positive
+        counts.lost_to_follow_up += int(left.sum())
+        beyond = np.zeros(len(m), dtype=bool)
+        if extract_end is not None and window_end > extract_end + pd.Timedelta(days=1):
+            beyond = ~positive & ~left
+            counts.beyond_extract += int(beyond.sum())
+        keep = ~left & ~beyond
+        out = pd.DataFrame({
+            "member_id": m["member_id"].to_numpy()[keep],
+            "index_date": np.full(int(keep.sum()), t.to_datetime64().astype("datetime64[s]")),
+            "split": spec.split_of(d),
+            "label": positive[keep].astype("int8"),
+            "event_date": ev.to_numpy()[keep],
+        })
+        out["event_date"] = pd.to_datetime(out["event_date"]).where(out["label"] == 1)
+        frames.append(out)
+    rows = pd.concat(frames, ignore_index=True)
+    counts.rows = len(rows)
+    counts.positives = int(rows["label"].sum())
+    return Labelled(rows=rows, counts=counts)

@@ -1,0 +1,125 @@
+"""Product specifications: one YAML per single-disease product, validated into `ProductSpec`.
+
+A product names what counts as the disease in the records (codes, medications, lab results,
+repeated high readings), the horizon, who is excluded at the index date and which features the
+model uses. Adding a product is a YAML file; a typo is an error naming the key.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PRODUCTS_DIR = Path("experiments/products")
+LAB_TESTS = ("hba1c", "fasting_glucose", "total_cholesterol", "ldl", "hdl", "triglycerides", "egfr")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabThreshold(_Strict):
+    test: str = Field(description="lab test in canonical units (hba1c %, fasting_glucose mmol/L, ...)")
+    at_least: float = Field(description="a result at or above this value is an event")
+
+    @field_validator("test")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in LAB_TESTS:
+            raise ValueError(f"unknown lab test {v!r}; known: {', '.join(LAB_TESTS)}")
+        return v
+
+
+class HighReadings(_Strict):
+    sbp_mmhg: float = Field(140, description="systolic threshold (inclusive)")
+    dbp_mmhg: float = Field(90, description="diastolic threshold (inclusive)")
+    count: int = Field(2, ge=1, description="the event is the date of this many-th high reading")
+
+
+class EventDefinition(_Strict):
+    """What counts as a recorded event: the first of any of these."""
+
+    icd10_prefixes: list[str] = Field(default_factory=list)
+    atc_prefixes: list[str] = Field(default_factory=list)
+    lab_thresholds: list[LabThreshold] = Field(default_factory=list)
+    high_readings: HighReadings | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> EventDefinition:
+        if not (self.icd10_prefixes or self.atc_prefixes or self.lab_thresholds or self.high_readings):
+            raise ValueError("an event definition needs at least one of icd10_prefixes, atc_prefixes, "
+                             "lab_thresholds, high_readings")
+        return self
+
+
+class Exclusions(_Strict):
+    prevalent_event: bool = Field(True, description="exclude members with a recorded event before the index date")
+    min_history_days: int = Field(365, ge=0, description="days enrolled before the index date")
+
+
+class Split(_Strict):
+    train: list[date]
+    validation: list[date]
+    test: list[date]
+
+
+class ProductSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    disease: str
+    horizon_years: int = Field(ge=1, le=20)
+    event: EventDefinition
+    exclusions: Exclusions = Field(default_factory=Exclusions)
+    index_dates: list[date] = Field(min_length=1)
+    split: Split
+    features: Literal["all"] | list[str] = "all"
+    exclude_features: list[str] = Field(default_factory=list)
+    monotone_overrides: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _split_covers_index_dates(self) -> ProductSpec:
+        split_dates = [*self.split.train, *self.split.validation, *self.split.test]
+        if sorted(split_dates) != sorted(self.index_dates):
+            raise ValueError("split: train, validation and test must together list exactly the index_dates")
+        if not max(self.split.train) < min(self.split.validation) <= max(self.split.validation) < min(self.split.test):
+            raise ValueError("split: train dates must precede validation dates, which must precede test dates")
+        return self
+
+    def feature_names(self, available: list[str]) -> list[str]:
+        """The features this product's model uses, in registry order; unknown names are an error."""
+        chosen = available if self.features == "all" else list(self.features)
+        unknown = sorted(set(chosen) - set(available)) + sorted(set(self.exclude_features) - set(available))
+        if unknown:
+            raise ValueError(f"product {self.name}: unknown features {unknown}")
+        excluded = set(self.exclude_features)
+        return [f for f in available if f in set(chosen) and f not in excluded]
+
+    def split_of(self, index_date: date) -> str:
+        for part in ("train", "validation", "test"):
+            if index_date in getattr(self.split, part):
+                return part
+        raise ValueError(f"{index_date} is not an index date of product {self.name}")
+
+
+def load_product(name_or_path: str | Path, products_dir: Path = PRODUCTS_DIR) -> ProductSpec:
+    """Load `experiments/products/<name>.yaml` (or a path); errors name the file and the key."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = products_dir / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in products_dir.glob("*.yaml"))
+        raise FileNotFoundError(f"no product spec {path}; known products: {', '.join(known)}")
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return ProductSpec.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: {problems}") from None
+
+
+def known_products(products_dir: Path = PRODUCTS_DIR) -> list[str]:
+    return sorted(p.stem for p in products_dir.glob("*.yaml"))
