@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 RESULTS = Path("bench/results")
 LONG_RUN_S = 300.0
@@ -152,4 +155,70 @@ def bench_synth(log: Callable[[str], None]) -> Path:
                         {"figures": figures}, yard, targets, passed)
 
 
-BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {"synth": bench_synth}
+def _wearable_rows_between(path: Path, since: str, until: str) -> int:
+
+    dataset = ds.dataset(path, format="parquet")
+    return dataset.count_rows(filter=(ds.field("date") >= pa_date(since)) & (ds.field("date") < pa_date(until)))
+
+
+def pa_date(text: str) -> Any:
+    from datetime import date as _date
+
+
+    return pa.scalar(_date.fromisoformat(text), pa.date32())
+
+
+def _duckdb_steps_mean_s(path: Path, index_date: str) -> dict[str, Any]:
+    """Yardstick: one DuckDB query for the 90-day step mean per member over the same parquet."""
+    code = (
+        "import duckdb, sys; con = duckdb.connect(); "
+        "con.execute(\"SET threads TO 2\"); "
+        "n = con.execute(\"SELECT count(*) FROM (SELECT member_id, avg(steps) FROM read_parquet(?) "
+        "WHERE date >= DATE '" + index_date + "' - INTERVAL 90 DAY AND date < DATE '" + index_date + "' "
+        "GROUP BY member_id)\", [sys.argv[1]]).fetchone()[0]; print(n)"
+    )
+    return repeat_measured([sys.executable, "-c", code, str(path)])
+
+
+def bench_features(log: Callable[[str], None]) -> Path:
+    """Feature build at one index date over two years of history, 100k and 1M members (+ a 200k snapshot)."""
+    index_date, since, history = "2023-01-01", "2021-01-01", 730
+    figures: dict[str, Any] = {}
+    yard: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
+        for label, members in {"100k": 100_000, "1M": 1_000_000}.items():
+            data = Path(tmp) / f"cohort-{label}"
+            log(f"features {label}: generating {members:,} members")
+            run_measured(_cli("data", "synth", "--members", str(members), "--seed", "7", "--out", str(data),
+                              "--workers", "2"))
+            out = Path(tmp) / f"features-{label}.parquet"
+            cmd = _cli("features", "build", "--index-date", index_date, "--history-days", str(history),
+                       "--data", str(data), "--out", str(out))
+            log(f"features {label}: {' '.join(cmd[1:])}")
+            m = repeat_measured(cmd)
+            rows = pq.read_metadata(out).num_rows
+            wear = _wearable_rows_between(data / "wearable_daily.parquet", since, index_date)
+            figures[label] = {**m, "members": members, "feature_rows": rows, "members_per_s": members / m["wall_s"],
+                              "wearable_rows_in_history": wear, "wearable_rows_per_s": wear / m["wall_s"]}
+            yard[f"{label}_duckdb_steps_mean_90d"] = _duckdb_steps_mean_s(data / "wearable_daily.parquet", index_date)
+            shutil.rmtree(data)
+        data = Path(tmp) / "cohort-200k"
+        log("snapshot 200k: generating 200,000 members")
+        run_measured(_cli("data", "synth", "--members", "200000", "--seed", "7", "--out", str(data), "--workers", "2"))
+        out = Path(tmp) / "diabetes.parquet"
+        snap = run_measured(_cli("features", "build", "--product", "diabetes", "--data", str(data), "--out", str(out)))
+
+        figures["snapshot_200k_all_index_dates"] = {**snap, "rows": pq.read_metadata(out).num_rows, "runs": 1}
+    one_m = figures["1M"]
+    targets = {"1M_wall_s_max": 600.0, "1M_peak_rss_mb_max": 8192.0}
+    passed = one_m["wall_s"] <= 600.0 and one_m["peak_rss_mb"] <= 8192.0
+    for label in ("100k", "1M"):
+        figures[label]["ratio_to_duckdb"] = figures[label]["wall_s"] / yard[f"{label}_duckdb_steps_mean_90d"]["wall_s"]
+    return write_result("features", "chronorisk bench --name features",
+                        {"members": [100_000, 1_000_000], "index_date": index_date, "history_days": history,
+                         "index_dates_per_member": 1, "chunk_members": 20_000, "workers": 1,
+                         "snapshot": {"members": 200_000, "product": "diabetes", "index_dates": 4}},
+                        {"figures": figures}, yard, targets, passed)
+
+
+BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {"synth": bench_synth, "features": bench_features}

@@ -109,32 +109,49 @@ def data_calibrate(
 
 @features_app.command("build")
 def features_build(
-    product: Annotated[str, typer.Option(help="product name (experiments/products/<name>.yaml) or YAML path")],
+    product: Annotated[str | None, typer.Option(help="product name (experiments/products/<name>.yaml) or YAML "
+                                                     "path: builds its labelled training snapshot")] = None,
+    index_date: Annotated[str | None, typer.Option(help="instead of a product: features of every member enrolled "
+                                                        "on this date (YYYY-MM-DD), for batch scoring")] = None,
+    history_days: Annotated[int | None, typer.Option(help="with --index-date: read only this many days of "
+                                                          "records before it")] = None,
     data: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
-    out: Annotated[Path | None, typer.Option(help="snapshot parquet (default: data/features/<product>.parquet)")
+    out: Annotated[Path | None, typer.Option(help="output parquet (default: data/features/<product>.parquet)")
                    ] = None,
     chunk_members: Annotated[int, typer.Option(help="members per chunk; bounds memory")] = 20_000,
     runner: Annotated[str, typer.Option(help="chunked (in-process) or dask (local cluster)")] = "chunked",
     workers: Annotated[int, typer.Option(help="Dask workers (runner dask)")] = 2,
 ) -> None:
-    """Build the training snapshot of a product: eligible index dates, labels and features."""
+    """Build a product's training snapshot (index dates, labels, features), or features at one date."""
     from features.contracts import extract_date_of
+    from features.runners import build_features_at
     from training.products import load_product
     from training.snapshot import build_snapshot, build_snapshot_dask
 
-    settings = load_settings()
-    spec = load_product(product)
-    data_dir = data or settings.data_dir
-    target = out or settings.features_dir / f"{spec.name}.parquet"
-    kwargs = {"extract_date": extract_date_of(data_dir), "pepper": settings.id_pepper.get_secret_value().encode(),
-              "chunk_members": chunk_members}
-    if runner == "chunked":
-        totals = build_snapshot(data_dir, spec, target, **kwargs)  # type: ignore[arg-type]
-    elif runner == "dask":
-        totals = build_snapshot_dask(data_dir, spec, target, workers=workers, **kwargs)  # type: ignore[arg-type]
-    else:
+    if (product is None) == (index_date is None):
+        raise typer.BadParameter("give exactly one of --product or --index-date")
+    if runner not in ("chunked", "dask"):
         raise typer.BadParameter(f"runner must be chunked or dask, got {runner!r}")
-    table = Table(title=f"{spec.name} snapshot -> {target}")
+    settings = load_settings()
+    data_dir = data or settings.data_dir
+    extract = extract_date_of(data_dir)
+    pepper = settings.id_pepper.get_secret_value().encode()
+    if index_date is not None:
+        target = out or settings.features_dir / f"features-{index_date}.parquet"
+        totals = build_features_at(data_dir, date.fromisoformat(index_date), target, extract_date=extract,
+                                   pepper=pepper, history_days=history_days, chunk_members=chunk_members)
+        title = f"features at {index_date} -> {target}"
+    else:
+        spec = load_product(str(product))
+        target = out or settings.features_dir / f"{spec.name}.parquet"
+        if runner == "chunked":
+            totals = build_snapshot(data_dir, spec, target, extract_date=extract, pepper=pepper,
+                                    chunk_members=chunk_members)
+        else:
+            totals = build_snapshot_dask(data_dir, spec, target, extract_date=extract, pepper=pepper,
+                                         chunk_members=chunk_members, workers=workers)
+        title = f"{spec.name} snapshot -> {target}"
+    table = Table(title=title)
     table.add_column("count")
     table.add_column("value", justify="right")
     for key, value in totals.counts.items():

@@ -9,9 +9,10 @@ Memory is bounded by one chunk, not by the cohort.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -21,11 +22,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from features.build import compute_features
 from features.contracts import TABLES, ContractError, validate_tables
+from features.registry import FeatureRegistry, default_registry
 from features.units import read_raw_file
 
 # A chunk function turns one chunk's accepted tables into rows and counts to add up.
 ChunkFn = Callable[[Mapping[str, pd.DataFrame]], tuple[pd.DataFrame, dict[str, int]]]
+META_KEY = b"chronorisk.features"
 DATE_COLUMNS = {"consultations": "date", "lab_results": "date", "wearable_daily": "date"}
 
 
@@ -83,8 +87,13 @@ def member_chunks(data_dir: Path, chunk_members: int) -> list[MemberChunk]:
                         min(chunk_members, len(values) - i)) for i in range(0, len(values), chunk_members)]
 
 
-def read_chunk(data_dir: Path, chunk: MemberChunk, *, since: date | None = None) -> dict[str, pd.DataFrame]:
-    """Raw rows of one member range (and, with `since`, only records dated on or after it)."""
+def read_chunk(data_dir: Path, chunk: MemberChunk, *, since: date | None = None,
+               until: date | None = None) -> dict[str, pd.DataFrame]:
+    """Raw rows of one member range; with `since`/`until`, only records dated in [since, until).
+
+    The date window is a read optimisation only: the feature code applies its own point-in-time
+    rule to whatever it is given.
+    """
     frames: dict[str, pd.DataFrame] = {}
     for name in TABLES:
         path = table_path(data_dir, name)
@@ -100,31 +109,102 @@ def read_chunk(data_dir: Path, chunk: MemberChunk, *, since: date | None = None)
         expr = (field_ >= chunk.first) & (field_ <= chunk.last)
         if since is not None and name in DATE_COLUMNS:
             expr = expr & (ds.field(DATE_COLUMNS[name]) >= pa.scalar(since, pa.date32()))
+        if until is not None and name in DATE_COLUMNS:
+            expr = expr & (ds.field(DATE_COLUMNS[name]) < pa.scalar(until, pa.date32()))
         table = ds.dataset(path, format="parquet").to_table(filter=expr)
         frames[name] = read_raw_file(path, table=table)
     return frames
 
 
 def process_chunk(data_dir: Path, chunk: MemberChunk, fn: ChunkFn, *, extract_date: date, pepper: bytes,
-                  since: date | None = None) -> tuple[pd.DataFrame, Mapping[str, object], dict[str, int]]:
+                  since: date | None = None, until: date | None = None,
+                  ) -> tuple[pd.DataFrame, Mapping[str, object], dict[str, int]]:
     """Read, validate and run `fn` on one chunk: the unit of work of every runner."""
-    accepted, _, report = validate_tables(read_chunk(data_dir, chunk, since=since), extract_date=extract_date,
-                                          pepper=pepper)
+    accepted, _, report = validate_tables(read_chunk(data_dir, chunk, since=since, until=until),
+                                          extract_date=extract_date, pepper=pepper)
     frame, counts = fn(accepted)
     return frame, report.tables, counts
 
 
 def run_chunked(data_dir: Path, fn: ChunkFn, *, chunk_members: int, extract_date: date, pepper: bytes,
-                totals: RunTotals, since: date | None = None, progress: bool = True) -> Iterator[pd.DataFrame]:
+                totals: RunTotals, since: date | None = None, until: date | None = None,
+                progress: bool = True) -> Iterator[pd.DataFrame]:
     """Yield each chunk's rows in member order, adding its counts to `totals` as it goes."""
     chunks = member_chunks(data_dir, chunk_members)
     bar = tqdm(total=sum(c.members for c in chunks), unit="member", desc="features", disable=not progress)
     try:
         for chunk in chunks:
             frame, tables, counts = process_chunk(data_dir, chunk, fn, extract_date=extract_date, pepper=pepper,
-                                                  since=since)
+                                                  since=since, until=until)
             totals.add(tables, counts)
             bar.update(chunk.members)
             yield frame
     finally:
         bar.close()
+
+
+def stream_to_parquet(frames: Iterable[pd.DataFrame], out: Path, meta: Mapping[str, object]) -> int:
+    """Write frames one by one to `out` with `meta` (JSON) in the file's metadata; rows written.
+
+    Writes to `<out>.partial` and renames at the end, so a killed run never leaves a file that
+    looks complete.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".partial")
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}),
+                                                     META_KEY: json.dumps(meta).encode()})
+                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer.write_table(table.cast(writer.schema))
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"nothing to write to {out}: no members")
+    tmp.replace(out)
+    return rows
+
+
+def parquet_meta(path: Path) -> dict[str, object]:
+    """The JSON metadata `stream_to_parquet` stored in a file."""
+    meta = pq.read_schema(path).metadata or {}
+    return dict(json.loads(meta.get(META_KEY, b"{}")))
+
+
+class FeaturesAtDate:
+    """A chunk function: features of every member enrolled on one index date (batch scoring)."""
+
+    def __init__(self, index_date: date, registry: FeatureRegistry) -> None:
+        self.index_date, self.registry = index_date, registry
+
+    def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
+        members = tables["members"]
+        t = pd.Timestamp(self.index_date)
+        end = members["enrollment_end"]
+        enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool,
+                                                                                          na_value=False)
+        pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
+        features = compute_features(tables, pairs, self.registry)
+        return features.sort_values(["member_id"], kind="stable", ignore_index=True), {
+            "members": len(members), "enrolled": int(enrolled.sum()), "rows": len(features)}
+
+
+def build_features_at(data_dir: Path, index_date: date, out: Path, *, extract_date: date, pepper: bytes,
+                      history_days: int | None = None, chunk_members: int = 20_000,
+                      registry: FeatureRegistry | None = None, progress: bool = True) -> RunTotals:
+    """Features of every member enrolled on `index_date`, from records in the `history_days` before it."""
+    registry = registry or default_registry()
+    since = None if history_days is None else index_date - timedelta(days=history_days)
+    totals = RunTotals()
+    frames = run_chunked(data_dir, FeaturesAtDate(index_date, registry), chunk_members=chunk_members,
+                         extract_date=extract_date, pepper=pepper, totals=totals, since=since, until=index_date,
+                         progress=progress)
+    stream_to_parquet(frames, out, {"index_date": index_date.isoformat(), "history_days": history_days,
+                                    "features": registry.names(), "extract_date": extract_date.isoformat()})
+    return totals

@@ -6,24 +6,20 @@ for one member is the same function of the same tables.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features.build import compute_features
 from features.pointintime import KEY
 from features.registry import FeatureRegistry, default_registry
-from features.runners import RunTotals, run_chunked
+from features.runners import RunTotals, parquet_meta, run_chunked, stream_to_parquet
 from training.labels import label_index_dates
 from training.products import ProductSpec
 
 SEGMENT_COLUMNS = ["sex", "region"]
-SNAPSHOT_META_KEY = b"chronorisk.snapshot"
 
 
 class SnapshotChunk:
@@ -48,33 +44,19 @@ def build_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, extract_date
                    progress: bool = True) -> RunTotals:
     """Stream the product's snapshot to `out` (parquet), chunk by chunk; return the totals."""
     registry = registry or default_registry()
-    fn = SnapshotChunk(spec, registry, extract_date)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".partial")
-    writer: pq.ParquetWriter | None = None
     totals = RunTotals()
-    try:
-        for frame in run_chunked(data_dir, fn, chunk_members=chunk_members, extract_date=extract_date,
-                                 pepper=pepper, totals=totals, progress=progress):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                meta = {SNAPSHOT_META_KEY: json.dumps({"product": spec.name, "features": registry.names(),
-                                                       "extract_date": extract_date.isoformat()}).encode()}
-                writer = pq.ParquetWriter(tmp, table.schema.with_metadata({**(table.schema.metadata or {}), **meta}),
-                                          compression="zstd")
-            writer.write_table(table.cast(writer.schema))
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        raise ValueError(f"{data_dir}: no members to build a snapshot from")
-    tmp.replace(out)  # a killed build never leaves a half snapshot under the real name
+    frames = run_chunked(data_dir, SnapshotChunk(spec, registry, extract_date), chunk_members=chunk_members,
+                         extract_date=extract_date, pepper=pepper, totals=totals, progress=progress)
+    stream_to_parquet(frames, out, _meta(spec, registry, extract_date))
     return totals
 
 
+def _meta(spec: ProductSpec, registry: FeatureRegistry, extract_date: date) -> dict[str, object]:
+    return {"product": spec.name, "features": registry.names(), "extract_date": extract_date.isoformat()}
+
+
 def snapshot_meta(path: Path) -> dict[str, object]:
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta.get(SNAPSHOT_META_KEY, b"{}"))
+    return parquet_meta(path)
 
 
 def build_snapshot_dask(data_dir: Path, spec: ProductSpec, out: Path, *, extract_date: date, pepper: bytes,
@@ -86,11 +68,7 @@ def build_snapshot_dask(data_dir: Path, spec: ProductSpec, out: Path, *, extract
     registry = registry or default_registry()
     frame, totals = run_dask(data_dir, SnapshotChunk(spec, registry, extract_date), chunk_members=chunk_members,
                              extract_date=extract_date, pepper=pepper, workers=workers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {SNAPSHOT_META_KEY: json.dumps({"product": spec.name, "features": registry.names(),
-                                           "extract_date": extract_date.isoformat()}).encode()}
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), out, compression="zstd")
+    stream_to_parquet([frame], out, _meta(spec, registry, extract_date))
     return totals
 
 

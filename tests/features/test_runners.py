@@ -82,3 +82,21 @@ def test_an_unknown_product_names_the_known_ones(feature_cohort, tmp_path):
                                       "--out", str(tmp_path / "x.parquet")])
     assert result.exit_code != 0
     assert "diabetes" in str(result.exception) and "hypertension" in str(result.exception)
+
+
+def test_features_at_one_date_equal_the_one_function_on_the_whole_cohort(feature_cohort, accepted_tables, tmp_path):
+    from features.build import compute_features
+    from features.runners import build_features_at
+
+    out = tmp_path / "at.parquet"
+    totals = build_features_at(feature_cohort, date(2022, 7, 1), out, extract_date=EXTRACT, pepper=PEPPER,
+                               chunk_members=130, progress=False)
+    members = accepted_tables["members"]
+    t = pd.Timestamp("2022-07-01")
+    end = members["enrollment_end"]
+    enrolled = (members["enrollment_start"] <= t) & (end.isna() | (end >= t))
+    pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
+    expected = compute_features(accepted_tables, pairs).sort_values("member_id", ignore_index=True)
+    got = read_snapshot(out)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert totals.counts["rows"] == len(expected) == totals.counts["enrolled"]
