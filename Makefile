@@ -12,7 +12,7 @@ SEED    ?= 7
 DATA    ?= data/synth
 BENCH   ?=
 
-.PHONY: help install test lint demo synth validate calibrate bench clean
+.PHONY: help install test lint demo synth validate calibrate features bench clean
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -47,6 +47,9 @@ validate: install ## validate DATA against the raw-data contracts, quarantining 
 
 calibrate: install ## check the cohort in DATA against the epidemiology targets
 	$(CLI) data calibrate $(DATA)
+
+features: install ## build the PRODUCT training snapshot from DATA into data/features/
+	$(CLI) features build --product $(PRODUCT) --data $(DATA)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

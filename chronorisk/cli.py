@@ -163,13 +163,94 @@ def features_build(
     console.print(table)
 
 
+@app.command("train")
+def train(
+    product: Annotated[str, typer.Option(help="product name or YAML path")],
+    snapshot: Annotated[Path | None, typer.Option(help="snapshot parquet (default: data/features/<product>.parquet)")
+                        ] = None,
+    seed: Annotated[int, typer.Option(help="random seed; same seed and data give bit-identical predictions")] = 7,
+    tune: Annotated[int, typer.Option("--tune", help="Optuna trials before the final fit (0: defaults)")] = 0,
+) -> None:
+    """Train a product's model with its baselines; log the run to MLflow and register a challenger."""
+    from training.products import load_product
+    from training.registry import connect
+    from training.train import train_product
+
+    settings = load_settings()
+    spec = load_product(product)
+    connect(settings.mlflow_tracking_uri)
+    pepper = settings.id_pepper.get_secret_value().encode()
+    result = train_product(spec, snapshot or settings.features_dir / f"{spec.name}.parquet",
+                           artifact_root=settings.mlflow_artifacts, pepper=pepper, seed=seed, tune_trials=tune)
+    table = Table(title=f"{spec.name}: run {result.run_id}, registered version {result.version} (challenger)")
+    for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", "cal. slope"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in (("LightGBM (calibrated)", result.test_metrics), ("GLM", result.glm_metrics)):
+        table.add_row(name, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.4f}",
+                      f"{m['calibration_slope']:.3f}")
+    if result.findrisc_auc is not None:
+        table.add_row("FINDRISC (points)", f"{result.findrisc_auc:.4f}", "", "", "", "")
+    console.print(table)
+    c = result.ceiling
+    if c.get("available"):
+        ratio = c["model_auc_vs_true_onset"] / c["ceiling_auc"]
+        console.print(f"true-risk ceiling AUC {c['ceiling_auc']:.4f}; model vs true onset "
+                      f"{c['model_auc_vs_true_onset']:.4f} (ratio {ratio:.3f})")
+    else:
+        console.print(c.get("note", "no ceiling available"))
+    console.print(f"explanation cost: {result.explanation_ms:.3f} ms per row (pred_contrib, one thread)")
+    for note in result.notes:
+        console.print(f"[bold red]{note}[/bold red]" if note.startswith("LEAKAGE") else f"[yellow]{note}[/yellow]")
+
+
+@app.command("promote")
+def promote(
+    product: Annotated[str, typer.Option(help="product name or YAML path")],
+    to: Annotated[str | None, typer.Option("--to", help="roll the champion back (or forward) to this version")
+                  ] = None,
+) -> None:
+    """Run the gate: make the challenger champion only if it beats the champion on the same test data."""
+    from training.gate import promote as run_gate
+    from training.products import load_product
+    from training.registry import connect
+
+    settings = load_settings()
+    spec = load_product(product)
+    verdict = run_gate(connect(settings.mlflow_tracking_uri), spec.name, spec.gate, settings.promotion_log, to)
+    colour = "green" if verdict.promote else "red"
+    console.print(f"[{colour}]{verdict.explain()}[/{colour}]")
+    if not verdict.promote:
+        raise typer.Exit(code=3)
+
+
+@app.command("retrain")
+def retrain(
+    product: Annotated[str, typer.Option(help="product name or YAML path")],
+    data: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    tune: Annotated[int, typer.Option("--tune", help="Optuna trials (0: defaults)")] = 0,
+) -> None:
+    """Data check, features, train, evaluate and promote, in one command."""
+    settings = load_settings()
+    data_dir = data or settings.data_dir
+    console.rule("1. data check")
+    data_validate(data_dir=data_dir, strict=False, extract_date=None, json_out=None)
+    console.rule("2. features")
+    features_build(product=product, index_date=None, history_days=None, data=data_dir, out=None,
+                   chunk_members=20_000, runner="chunked", workers=2)
+    console.rule("3. train and evaluate")
+    train(product=product, snapshot=None, seed=seed, tune=tune)
+    console.rule("4. promotion gate")
+    promote(product=product, to=None)
+
+
 @app.command("demo")
 def demo(
     members: Annotated[int, typer.Option(help="members in the demo cohort")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     out: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
 ) -> None:
-    """The main job end to end on embedded defaults: generate, validate, calibrate."""
+    """The main job end to end on embedded defaults: generate, validate, calibrate, build features."""
     settings = load_settings()
     data_dir = out or settings.data_dir
     console.rule("1. synthetic cohort")
@@ -181,6 +262,9 @@ def demo(
         data_calibrate(data_dir=data_dir)
     except typer.Exit:
         console.print("[yellow]some calibration checks are out of range at this cohort size[/yellow]")
+    console.rule("4. point-in-time features: the diabetes training snapshot")
+    features_build(product="diabetes", index_date=None, history_days=None, data=data_dir, out=None,
+                   chunk_members=20_000, runner="chunked", workers=2)
 
 
 @app.command("bench")

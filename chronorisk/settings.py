@@ -31,6 +31,7 @@ class Settings(BaseSettings):
         description="MLflow tracking URI (SQLite by default)",
     )
     mlflow_artifacts: Path = Field(Path("mlartifacts"), description="local MLflow artifact root")
+    promotion_log: Path = Field(Path("promotions.jsonl"), description="every gate verdict and rollback, appended")
     audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
     id_pepper: SecretStr = Field(
         SecretStr("dev-pepper"), description="HMAC secret for member ids in logs and audit"

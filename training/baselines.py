@@ -1,4 +1,4 @@
-"""Baselines an actuary would use instead of our model: FINDRISC (and, with training, the GLM).
+"""Baselines an actuary would use instead of our model: FINDRISC and a logistic-regression GLM.
 
 FINDRISC points follow the official questionnaire (Lindstrom and Tuomilehto, Diabetes Care
 2003); it is scored from the application questionnaire as given, never from labs or diagnoses.
@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 FINDRISC_BANDS = ((7, "low"), (12, "slightly elevated"), (15, "moderate"), (21, "high"), (27, "very high"))
 
@@ -47,3 +51,28 @@ def findrisc_band(points: pd.Series) -> pd.Series:
     labels = [name for _, name in FINDRISC_BANDS]
     idx = np.searchsorted(edges, points.to_numpy(), side="right")
     return pd.Series(np.array(labels, dtype=object)[np.minimum(idx, len(labels) - 1)], index=points.index)
+
+
+LEVEL_TO_FAMILY = {0.0: "none", 1.0: "second_degree", 2.0: "first_degree"}
+
+
+def findrisc_from_features(features: pd.DataFrame) -> pd.Series:
+    """FINDRISC from the snapshot's questionnaire features (`q_*`) and age: the actuary's score."""
+    sex = np.where(features["sex_male"].to_numpy(dtype=float) == 1.0, "M", "F")
+    frame = pd.DataFrame({
+        "age": features["age_years"], "bmi": features["q_bmi"], "waist_cm": features["q_waist_cm"], "sex": sex,
+        "active_30min": features["q_active_30min"].map({1.0: True, 0.0: False}),
+        "daily_veg_fruit": features["q_daily_veg_fruit"].map({1.0: True, 0.0: False}),
+        "ever_bp_treatment": features["q_ever_bp_treatment"].map({1.0: True, 0.0: False}),
+        "ever_high_glucose": features["q_ever_high_glucose"].map({1.0: True, 0.0: False}),
+        "family_history": features["q_family_history_level"].map(LEVEL_TO_FAMILY),
+    }, index=features.index)
+    return findrisc_points(frame)
+
+
+def fit_glm(x: np.ndarray, y: np.ndarray, seed: int, c: float = 0.1) -> Pipeline:
+    """The actuary's standard: L2 logistic regression on the same features (median-imputed with
+    missing indicators, standardised)."""
+    model = make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                          StandardScaler(), LogisticRegression(C=c, max_iter=2000, random_state=seed))
+    return model.fit(x, y)

@@ -67,6 +67,27 @@ class Split(_Strict):
     test: list[date]
 
 
+class RiskClass(_Strict):
+    name: str
+    below: float = Field(gt=0, le=1.0001, description="calibrated horizon probability upper bound (exclusive)")
+    decision: Literal["accept", "accept_with_loading", "refer", "decline"]
+    premium_loading_pct: float | None = Field(None, description="premium loading in percent; null when not priced")
+
+
+class Knockouts(_Strict):
+    """Rules applied before the model: a recorded prevalent disease, or too little data to score."""
+
+    prevalent_event: Literal["decline", "refer"] = "decline"
+    min_data_sources: int = Field(1, ge=0, description="consultations, labs or wearables needed; fewer -> refer")
+    too_little_data: Literal["refer", "decline"] = "refer"
+
+
+class GateConfig(_Strict):
+    auc_margin: float = Field(0.002, ge=0, description="test ROC AUC the challenger must gain over the champion")
+    calibration_slope: tuple[float, float] = (0.8, 1.2)
+    max_ece: float = Field(0.02, gt=0)
+
+
 class ProductSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
@@ -79,6 +100,11 @@ class ProductSpec(_Strict):
     features: Literal["all"] | list[str] = "all"
     exclude_features: list[str] = Field(default_factory=list)
     monotone_overrides: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
+    baseline_score: Literal["findrisc"] | None = Field(None, description="published score to compare against")
+    model_params: dict[str, float | int | str] = Field(default_factory=dict, description="LightGBM overrides")
+    risk_classes: list[RiskClass] = Field(min_length=1)
+    knockouts: Knockouts = Field(default_factory=Knockouts)
+    gate: GateConfig = Field(default_factory=GateConfig)
 
     @model_validator(mode="after")
     def _split_covers_index_dates(self) -> ProductSpec:
@@ -88,6 +114,21 @@ class ProductSpec(_Strict):
         if not max(self.split.train) < min(self.split.validation) <= max(self.split.validation) < min(self.split.test):
             raise ValueError("split: train dates must precede validation dates, which must precede test dates")
         return self
+
+    @model_validator(mode="after")
+    def _classes_ascend_to_one(self) -> ProductSpec:
+        bounds = [c.below for c in self.risk_classes]
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("risk_classes: 'below' bounds must strictly increase")
+        if bounds[-1] < 1.0:
+            raise ValueError("risk_classes: the last class must reach probability 1 (below: 1.0001)")
+        return self
+
+    def risk_class(self, probability: float) -> RiskClass:
+        for c in self.risk_classes:
+            if probability < c.below:
+                return c
+        return self.risk_classes[-1]
 
     def feature_names(self, available: list[str]) -> list[str]:
         """The features this product's model uses, in registry order; unknown names are an error."""

@@ -6,6 +6,7 @@ for one member is the same function of the same tables.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -47,12 +48,18 @@ def build_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, extract_date
     totals = RunTotals()
     frames = run_chunked(data_dir, SnapshotChunk(spec, registry, extract_date), chunk_members=chunk_members,
                          extract_date=extract_date, pepper=pepper, totals=totals, progress=progress)
-    stream_to_parquet(frames, out, _meta(spec, registry, extract_date))
+    stream_to_parquet(frames, out, _meta(data_dir, spec, registry, extract_date))
     return totals
 
 
-def _meta(spec: ProductSpec, registry: FeatureRegistry, extract_date: date) -> dict[str, object]:
-    return {"product": spec.name, "features": registry.names(), "extract_date": extract_date.isoformat()}
+def _meta(data_dir: Path, spec: ProductSpec, registry: FeatureRegistry, extract_date: date) -> dict[str, object]:
+    """What a snapshot was built from: the trainer finds truth (if any) and the source through it."""
+    manifest = Path(data_dir) / "_manifest.json"
+    source = json.loads(manifest.read_text()) if manifest.exists() else {}
+    return {"product": spec.name, "features": registry.names(), "extract_date": extract_date.isoformat(),
+            "data_dir": str(Path(data_dir).resolve()),
+            "source": {k: source[k] for k in ("generator", "generator_version", "seed", "members", "profile")
+                       if k in source}}
 
 
 def snapshot_meta(path: Path) -> dict[str, object]:
@@ -68,7 +75,7 @@ def build_snapshot_dask(data_dir: Path, spec: ProductSpec, out: Path, *, extract
     registry = registry or default_registry()
     frame, totals = run_dask(data_dir, SnapshotChunk(spec, registry, extract_date), chunk_members=chunk_members,
                              extract_date=extract_date, pepper=pepper, workers=workers)
-    stream_to_parquet([frame], out, _meta(spec, registry, extract_date))
+    stream_to_parquet([frame], out, _meta(data_dir, spec, registry, extract_date))
     return totals
 
 

@@ -1,0 +1,26 @@
+"""The README tells the truth: every file it names exists, and every make target it lists too."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path("README.md").read_text()
+
+
+def test_every_path_the_readme_names_exists():
+    named = set(re.findall(r"`((?:features|training|serving|chronorisk|experiments|tests|bench|scripts)/[^`\s]*)`",
+                           README))
+    module_names = set(re.findall(r"`([a-z_]+\.py)`", README))
+    assert named, "the README names no paths: the tour is gone"
+    missing = [p for p in named if not Path(p.split("<")[0].rstrip("/") or ".").exists()]
+    assert not missing, missing
+    every_py = {p.name for p in Path(".").glob("*/*.py") if ".venv" not in p.parts}
+    assert not (module_names - every_py), sorted(module_names - every_py)
+
+
+def test_every_make_target_in_the_readme_exists():
+    makefile = Path("Makefile").read_text()
+    targets = set(re.findall(r"^([a-z-]+):", makefile, flags=re.M))
+    listed = set(re.findall(r"`make ([a-z-]+)", README))
+    assert listed and listed <= targets, sorted(listed - targets)

@@ -1,0 +1,115 @@
+"""The model bundle: the pickle-free files a registered model version consists of.
+
+`model.txt` (LightGBM text), `calibration.json`, `features.json` and `product.yaml`, with the
+SHA-256 of each recorded at registration. Loading checks every hash before parsing anything,
+and parses the LightGBM file first in a child process: a truncated or corrupted model makes
+LightGBM crash the process (reliability.md), and a crash there must not take the service down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import yaml
+
+from training.calibration import Calibration, PlattCalibrator
+from training.products import ProductSpec
+
+MODEL_FILE = "model.txt"
+CALIBRATION_FILE = "calibration.json"
+FEATURES_FILE = "features.json"
+PRODUCT_FILE = "product.yaml"
+BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE)
+HASH_TAG_PREFIX = "sha256."
+CHILD_PARSE_TIMEOUT_S = 60
+
+
+class ModelLoadError(RuntimeError):
+    """A model bundle that must not be used: missing, tampered, corrupt or not what was registered."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    booster: lgb.Booster
+    calibration: Calibration
+    features: list[str]
+    monotone: list[int]
+    spec: ProductSpec
+    hashes: dict[str, str]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator, features: list[str],
+                 monotone: list[int], spec: ProductSpec) -> dict[str, str]:
+    """Write the four files; return their SHA-256 by file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(folder / MODEL_FILE))
+    (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
+    (folder / FEATURES_FILE).write_text(json.dumps({"features": features, "monotone": monotone}, indent=2) + "\n")
+    (folder / PRODUCT_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    return {name: sha256_file(folder / name) for name in BUNDLE_FILES}
+
+
+def verify_hashes(folder: Path, expected: dict[str, str]) -> None:
+    """Every bundle file present, nothing pickled beside them, each hash as registered."""
+    missing_hash = [n for n in BUNDLE_FILES if n not in expected]
+    if missing_hash:
+        raise ModelLoadError(f"{folder}: no registered SHA-256 for {missing_hash}; refusing an unverifiable model")
+    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib"))
+    if pickles:
+        raise ModelLoadError(f"{folder}: pickle files {pickles} beside the model; refusing to load")
+    for name in BUNDLE_FILES:
+        path = folder / name
+        if not path.is_file():
+            raise ModelLoadError(f"{folder}: {name} is missing")
+        actual = sha256_file(path)
+        if actual != expected[name]:
+            raise ModelLoadError(f"{folder}: {name} has SHA-256 {actual[:12]}..., registered {expected[name][:12]}...;"
+                                 " the file was changed after registration")
+
+
+def _parse_in_child(model_path: Path) -> None:
+    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True,
+                              timeout=CHILD_PARSE_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise ModelLoadError(f"{model_path}: parsing took over {CHILD_PARSE_TIMEOUT_S} s in a child process") from err
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
+        raise ModelLoadError(f"{model_path}: LightGBM could not parse the model (exit {done.returncode}): {tail[0]}")
+
+
+def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
+    """Hash-check, then parse: the only way any part of chronorisk loads a model."""
+    verify_hashes(folder, expected)
+    _parse_in_child(folder / MODEL_FILE)
+    booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+    calibration = Calibration.from_json((folder / CALIBRATION_FILE).read_text())
+    feats = json.loads((folder / FEATURES_FILE).read_text())
+    spec = ProductSpec.model_validate(yaml.safe_load((folder / PRODUCT_FILE).read_text()))
+    if booster.feature_name() != feats["features"]:
+        raise ModelLoadError(f"{folder}: the model's features differ from features.json")
+    return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
+                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected))
+
+
+def hash_tags(hashes: dict[str, str]) -> dict[str, str]:
+    return {f"{HASH_TAG_PREFIX}{name}": value for name, value in hashes.items()}
+
+
+def hashes_from_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {k[len(HASH_TAG_PREFIX):]: v for k, v in tags.items() if k.startswith(HASH_TAG_PREFIX)}

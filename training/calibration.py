@@ -1,0 +1,57 @@
+"""Probability calibration: a Platt map from the booster's raw log-odds to a probability.
+
+Two numbers, stored as JSON, so the service applies the very same map without unpickling
+anything; fitted on held-out (validation) rows, never on the rows the booster learned from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class PlattCalibrator(BaseEstimator):
+    """p = sigmoid(slope * raw + intercept), fitted by unpenalised logistic regression."""
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        x = validate_data(self, np.asarray(raw, dtype=float).reshape(-1, 1), reset=True)
+        model = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000).fit(x, np.asarray(y, dtype=int))
+        self.slope_ = float(model.coef_[0, 0])
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, ["slope_", "intercept_"])
+        p = sigmoid(self.slope_ * np.asarray(raw, dtype=float).ravel() + self.intercept_)
+        return np.column_stack([1.0 - p, p])
+
+    def to_json(self) -> str:
+        check_is_fitted(self, ["slope_", "intercept_"])
+        return json.dumps({"method": "platt", "slope": self.slope_, "intercept": self.intercept_}, indent=2)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration as loaded from JSON by the service and every loader (no estimator object)."""
+
+    slope: float
+    intercept: float
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        data = json.loads(text)
+        if data.get("method") != "platt" or not all(isinstance(data.get(k), float) for k in ("slope", "intercept")):
+            raise ValueError("calibration.json: expected {'method': 'platt', 'slope': float, 'intercept': float}")
+        return cls(slope=data["slope"], intercept=data["intercept"])
+
+    def probability(self, raw: np.ndarray) -> np.ndarray:
+        return sigmoid(self.slope * np.asarray(raw, dtype=float) + self.intercept)

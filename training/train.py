@@ -1,0 +1,206 @@
+"""`chronorisk train`: one product's model, its baselines and its evaluation, as one MLflow run.
+
+Out-of-time split from the product spec; LightGBM with monotone constraints and early stopping
+on validation; Platt calibration on validation; GLM and (for diabetes) FINDRISC on the same test
+rows; the true-risk ceiling and leakage alarm where the data has generator truth. The run ends
+with a registered version aliased `challenger`; `chronorisk promote` decides the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.pseudonym import member_refs
+from features.registry import default_registry
+from training import plots
+from training.artifacts import sha256_file, write_bundle
+from training.baselines import findrisc_from_features, fit_glm
+from training.calibration import PlattCalibrator
+from training.evaluate import decile_lift, metrics, safe_auc, subgroup_metrics, true_risk_ceiling
+from training.fit import DEFAULT_PARAMS, explanation_cost_ms, fit_booster, monotone_vector
+from training.gate import TEST_SET_ARTIFACT
+from training.products import ProductSpec
+from training.registry import experiment, register
+from training.snapshot import read_snapshot, snapshot_meta
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str | None
+    test_metrics: dict[str, float]
+    glm_metrics: dict[str, float]
+    findrisc_auc: float | None
+    ceiling: dict[str, Any]
+    explanation_ms: float
+    best_params: dict[str, Any]
+    test_predictions: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def data_fingerprint(snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    """What the model was trained on, without any record: file hash, sizes, period, source."""
+    by_split = frame.groupby("split")["label"].agg(["size", "sum"])
+    return {
+        "snapshot_sha256": sha256_file(snapshot), "rows": len(frame),
+        "rows_by_split": {k: int(v) for k, v in by_split["size"].items()},
+        "events_by_split": {k: int(v) for k, v in by_split["sum"].items()},
+        "index_dates": sorted(str(d)[:10] for d in frame["index_date"].unique()),
+        "extract_date": meta.get("extract_date"), "source": meta.get("source", {}),
+    }
+
+
+def _input_example(train: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """A synthetic row of feature medians (never a member's record); 0.0 where a feature is all missing."""
+    med = train[features].median(numeric_only=True).reindex(features).fillna(0.0)
+    return pd.DataFrame([med.to_numpy(dtype=float)], columns=features)
+
+
+def tune(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, features: list[str],
+         monotone: list[int], seed: int, trials: int) -> dict[str, Any]:
+    """Optuna search on validation AUC; every trial is a nested MLflow run."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
+            "max_depth": trial.suggest_int("max_depth", 3, 8),
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.15, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 20, 400, log=True),
+            "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
+            "lambda_l2": trial.suggest_float("lambda_l2", 0.1, 50.0, log=True),
+        }
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+            booster = fit_booster(x_tr, y_tr, x_va, y_va, features, monotone, seed, params)
+            auc = safe_auc(y_va, np.asarray(booster.predict(x_va, raw_score=True)))
+            mlflow.log_params(params)
+            mlflow.log_metrics({"validation_roc_auc": auc, "num_trees": booster.num_trees()})
+        return auc
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    return dict(study.best_params)
+
+
+def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pepper: bytes, seed: int = 7,
+                  params: dict[str, Any] | None = None, tune_trials: int = 0, register_model: bool = True,
+                  run_name: str | None = None) -> TrainResult:
+    """Train, evaluate and log one run; MLflow's tracking URI must already be set."""
+    frame = read_snapshot(snapshot)
+    meta: dict[str, Any] = snapshot_meta(snapshot)
+    features = spec.feature_names(list(meta.get("features") or default_registry().names()))
+    monotone = monotone_vector(features, default_registry().directions(), dict(spec.monotone_overrides))
+    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    empty = [name for name, part in parts.items() if part.empty or part["label"].sum() == 0]
+    if empty:
+        raise ValueError(f"snapshot {snapshot}: no rows or no events in {empty}; cannot train {spec.name}")
+    x = {k: v[features].to_numpy(dtype=float) for k, v in parts.items()}
+    y = {k: v["label"].to_numpy(dtype=int) for k, v in parts.items()}
+    notes: list[str] = []
+    exp_id = experiment(f"chronorisk-{spec.name}", artifact_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{spec.name}-seed{seed}") as run:
+        chosen = {**dict(spec.model_params), **(params or {})}
+        if tune_trials:
+            chosen.update(tune(x["train"], y["train"], x["validation"], y["validation"], features, monotone, seed,
+                               tune_trials))
+        booster = fit_booster(x["train"], y["train"], x["validation"], y["validation"], features, monotone, seed,
+                              chosen)
+        calibrator = PlattCalibrator().fit(np.asarray(booster.predict(x["validation"], raw_score=True)),
+                                           y["validation"])
+        p_test = calibrator.predict_proba(np.asarray(booster.predict(x["test"], raw_score=True)))[:, 1]
+        glm = fit_glm(x["train"], y["train"], seed)
+        p_glm = glm.predict_proba(x["test"])[:, 1]
+        m_model, m_glm = metrics(y["test"], p_test), metrics(y["test"], p_glm)
+        findrisc_auc = None
+        scores = {"LightGBM (calibrated)": p_test, "GLM": p_glm}
+        if spec.baseline_score == "findrisc":
+            points = findrisc_from_features(parts["test"]).to_numpy(dtype=float)
+            findrisc_auc = safe_auc(y["test"], points)
+            scores["FINDRISC"] = points
+        if m_glm["roc_auc"] >= m_model["roc_auc"]:
+            notes.append(f"the GLM matches or beats LightGBM on test AUC ({m_glm['roc_auc']:.4f} vs "
+                         f"{m_model['roc_auc']:.4f}); the gate decides")
+        ceiling = true_risk_ceiling(parts["test"], p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
+                                    spec.name, spec.horizon_years)
+        if ceiling.get("leakage_alarm"):
+            notes.append(f"LEAKAGE ALARM: AUC against true onset {ceiling['model_auc_vs_true_onset']:.4f} exceeds "
+                         f"the true-risk ceiling {ceiling['ceiling_auc']:.4f} by more than 0.01; this is a bug, not "
+                         "a triumph, and the gate will refuse this model")
+        cost = explanation_cost_ms(booster, x["test"][0])
+        _log_run(spec, snapshot, frame, meta, parts, features, monotone, booster, chosen, seed, m_model, m_glm,
+                 findrisc_auc, ceiling, cost, p_test, scores, pepper, notes)
+        version = None
+        if register_model:
+            with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
+                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec)
+                example = _input_example(parts["train"], features)
+                out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
+                mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
+                              {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
+                               "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
+                version = str(mv.version)
+        return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
+                           {**DEFAULT_PARAMS, **chosen}, p_test, notes)
+
+
+def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any],
+             parts: dict[str, pd.DataFrame], features: list[str], monotone: list[int], booster: lgb.Booster,
+             params: dict[str, Any], seed: int, m_model: dict[str, float], m_glm: dict[str, float],
+             findrisc_auc: float | None, ceiling: dict[str, Any], cost: float, p_test: np.ndarray,
+             scores: dict[str, np.ndarray], pepper: bytes, notes: list[str]) -> None:
+    test = parts["test"]
+    y = test["label"].to_numpy(dtype=int)
+    overrides = {f: int(d) for f, d in spec.monotone_overrides.items()}
+    mlflow.log_params({"product": spec.name, "seed": seed, "horizon_years": spec.horizon_years,
+                       "n_features": len(features), "monotone_overrides": json.dumps(overrides),
+                       **{f"lgb_{k}": v for k, v in {**DEFAULT_PARAMS, **params}.items()},
+                       **{f"rows_{k}": len(v) for k, v in parts.items()}})
+    figures = {f"test_{k}": v for k, v in m_model.items()} | {f"test_glm_{k}": v for k, v in m_glm.items()}
+    figures |= {"explanation_ms_per_row": cost, "num_trees": booster.num_trees(),
+                "auc_minus_glm": m_model["roc_auc"] - m_glm["roc_auc"]}
+    if findrisc_auc is not None:
+        figures |= {"test_findrisc_roc_auc": findrisc_auc, "auc_minus_findrisc": m_model["roc_auc"] - findrisc_auc}
+    if ceiling.get("available"):
+        figures |= {"ceiling_true_risk_auc": ceiling["ceiling_auc"],
+                    "model_auc_vs_true_onset": ceiling["model_auc_vs_true_onset"],
+                    "ratio_to_ceiling": ceiling["model_auc_vs_true_onset"] / ceiling["ceiling_auc"]}
+    mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None and np.isfinite(v)})
+    mlflow.set_tags({"product": spec.name, "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower(),
+                     "ceiling": "available" if ceiling.get("available") else "no ceiling available",
+                     "notes": " | ".join(notes)[:4900] or "-"})
+    with tempfile.TemporaryDirectory(prefix="run-") as tmp:
+        out = Path(tmp)
+        (out / "plots").mkdir()
+        (out / "evaluation").mkdir()
+        contrib = booster.predict(test[features].to_numpy(dtype=float)[:2000], pred_contrib=True)
+        plots.roc_plot(y, scores, out / "plots" / "roc.png")
+        plots.calibration_plot(y, p_test, out / "plots" / "calibration.png")
+        plots.shap_summary_plot(np.asarray(contrib)[:, :-1], test[features].iloc[:2000],
+                                out / "plots" / "shap_summary.png")
+        gain = pd.Series(booster.feature_importance("gain"), index=features)
+        plots.importance_plot(gain, out / "plots" / "importance.png")
+        report = {"product": spec.name, "test": m_model, "glm": m_glm, "findrisc_roc_auc": findrisc_auc,
+                  "ceiling": ceiling, "explanation_ms_per_row": cost, "notes": notes,
+                  "monotone": dict(zip(features, monotone, strict=True)), "monotone_overrides": overrides}
+        (out / "evaluation" / "report.json").write_text(json.dumps(report, indent=2, default=float))
+        decile_lift(y, p_test).to_csv(out / "evaluation" / "lift.csv", index=False)
+        subgroup_metrics(test, p_test).to_csv(out / "evaluation" / "subgroups.csv", index=False)
+        gain.sort_values(ascending=False).to_csv(out / "evaluation" / "importance.csv", header=["gain"])
+        test_set = test[[*features, "label", "sex", "index_date"]].copy()
+        test_set.insert(0, "member_ref", member_refs(test["member_id"], pepper))
+        test_set.to_parquet(out / TEST_SET_ARTIFACT, index=False)
+        (out / "product.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        (out / "data_fingerprint.json").write_text(json.dumps(data_fingerprint(snapshot, frame, meta), indent=2))
+        mlflow.log_artifacts(str(out))
