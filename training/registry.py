@@ -83,7 +83,8 @@ def fetch(client: MlflowClient, version: ModelVersion, cache_dir: Path | None = 
     """Download a version's bundle files and load them after checking the registered hashes."""
     hashes = hashes_from_tags(dict(version.tags))
     dst = Path(tempfile.mkdtemp(prefix="chronorisk-model-", dir=cache_dir))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{version.source}/artifacts", dst_path=str(dst)))
+    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst)))
+    local = model_dir / "artifacts"
     if not local.is_dir():
         raise ModelLoadError(f"model version {version.name}/{version.version}: no artifacts folder")
     return load_bundle(local, hashes)

@@ -1,0 +1,40 @@
+"""A trained-model environment: a 6,000-member cohort, its diabetes snapshot and a real MLflow store."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from features.synthetic import load_profile, synthesize
+from training.products import load_product
+from training.registry import connect
+from training.snapshot import build_snapshot
+
+EXTRACT = date(2024, 12, 31)
+PEPPER = b"model-test-pepper"
+
+
+@pytest.fixture(scope="session")
+def model_cohort(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cohort6k")
+    synthesize(members=6_000, seed=11, out_dir=out, profile=load_profile(Path("experiments/profiles/default.yaml")),
+               workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def diabetes_snapshot(model_cohort, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("snapshots") / "diabetes.parquet"
+    build_snapshot(model_cohort, load_product("diabetes"), out, extract_date=EXTRACT, pepper=PEPPER,
+                   chunk_members=3_000, progress=False)
+    return out
+
+
+@pytest.fixture
+def mlflow_store(tmp_path):
+    """A fresh SQLite-backed tracking store and artifact root per test."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = connect(uri)
+    return client, tmp_path / "mlartifacts"

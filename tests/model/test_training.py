@@ -1,0 +1,110 @@
+"""A trained diabetes model: reproducible, better than the actuary's baselines, monotone, logged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from training.products import load_product
+from training.registry import CHALLENGER, fetch, model_name, resolve
+from training.snapshot import read_snapshot
+from training.train import train_product
+
+PEPPER = b"model-test-pepper"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_product("diabetes")
+
+
+def test_two_runs_with_the_same_seed_give_bit_identical_test_predictions(spec, diabetes_snapshot, mlflow_store):
+    _, root = mlflow_store
+    a = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=3, register_model=False)
+    b = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=3, register_model=False)
+    assert a.test_predictions.tobytes() == b.test_predictions.tobytes()
+
+
+def test_the_run_is_logged_and_registered_as_challenger(spec, diabetes_snapshot, mlflow_store):
+    client, root = mlflow_store
+    result = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+    run = client.get_run(result.run_id)
+    for key in ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_calibration_slope",
+                "test_glm_roc_auc", "test_findrisc_roc_auc", "explanation_ms_per_row", "ceiling_true_risk_auc"):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"plots", "evaluation", "product.yaml", "data_fingerprint.json"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert plots == {"plots/roc.png", "plots/calibration.png", "plots/shap_summary.png", "plots/importance.png"}
+    version = resolve(client, "diabetes", CHALLENGER)
+    assert str(version.version) == result.version
+    assert {f"sha256.{n}" for n in ("model.txt", "calibration.json", "features.json", "product.yaml")} <= set(
+        version.tags)
+    loaded = fetch(client, version)
+    assert loaded.features == spec.feature_names(loaded.features)
+
+
+def test_the_model_beats_findrisc_and_is_calibrated(spec, diabetes_snapshot, mlflow_store):
+    _, root = mlflow_store
+    r = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7, register_model=False)
+    assert r.findrisc_auc is not None
+    assert r.test_metrics["roc_auc"] > r.findrisc_auc + 0.03
+    assert r.test_metrics["ece"] < 0.03
+    assert 0.6 < r.test_metrics["calibration_slope"] < 1.5
+    assert r.ceiling["available"] and not r.ceiling["leakage_alarm"]
+
+
+def test_monotone_directions_hold_for_every_constrained_feature(spec, diabetes_snapshot, mlflow_store):
+    client, root = mlflow_store
+    result = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+    model = fetch(client, resolve(client, "diabetes", result.version or ""))
+    rows = read_snapshot(diabetes_snapshot).query("split == 'test'").head(300)
+    x = rows[model.features].to_numpy(dtype=float)
+    base = model.booster.predict(x, raw_score=True)
+    checked = 0
+    for j, (name, direction) in enumerate(zip(model.features, model.monotone, strict=True)):
+        if direction == 0:
+            continue
+        bumped = x.copy()
+        col = bumped[:, j]
+        step = np.nanstd(col) if np.isfinite(np.nanstd(col)) and np.nanstd(col) > 0 else 1.0
+        bumped[:, j] = np.where(np.isnan(col), np.nan, col + step)
+        moved = model.booster.predict(bumped, raw_score=True) - base
+        assert (direction * moved >= -1e-12).all(), name
+        checked += 1
+    assert checked >= 30
+
+
+def test_a_leaking_feature_sets_off_the_alarm(spec, diabetes_snapshot, model_cohort, mlflow_store, tmp_path):
+    """Replace one feature by the true future onset: a triumph on paper, a bug in fact."""
+    _, root = mlflow_store
+    table = pq.read_table(diabetes_snapshot)
+    frame = read_snapshot(diabetes_snapshot)
+    truth = pd.read_parquet(model_cohort / "_truth" / "members.parquet", columns=["member_id", "diabetes_onset"])
+    onset = pd.to_datetime(frame["member_id"].map(truth.set_index("member_id")["diabetes_onset"]))
+    future = ((onset >= frame["index_date"]) & (onset < frame["index_date"] + pd.DateOffset(years=3))).fillna(False)
+    frame["lab_days_365d"] = future.astype(float)
+    leaky = tmp_path / "leaky.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   leaky)
+    # Small leaves, so that the ~100 leaking training rows can get a leaf of their own.
+    r = train_product(spec, leaky, artifact_root=root, pepper=PEPPER, seed=7, register_model=False,
+                      params={"min_child_samples": 10})
+    assert r.ceiling["leakage_alarm"], r.ceiling
+    assert any(n.startswith("LEAKAGE ALARM") for n in r.notes)
+
+
+def test_no_raw_member_id_reaches_the_mlflow_store(spec, diabetes_snapshot, mlflow_store, tmp_path):
+    _, root = mlflow_store
+    train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+    ids = read_snapshot(diabetes_snapshot, columns=["member_id"])["member_id"].drop_duplicates().sample(
+        50, random_state=1).tolist()
+    store_files = [p for p in root.rglob("*") if p.is_file()]
+    db = next(tmp_path.parent.rglob("mlflow.db"), None)
+    blobs = [p.read_bytes() for p in store_files] + ([db.read_bytes()] if db else [])
+    assert store_files and model_name("diabetes")
+    for member in ids:
+        assert not any(member.encode() in blob for blob in blobs), "a raw member id reached MLflow"
