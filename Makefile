@@ -1,5 +1,5 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
-# Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>
+# Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -11,8 +11,10 @@ MEMBERS ?= 20000
 SEED    ?= 7
 DATA    ?= data/synth
 BENCH   ?=
+TO      ?=
+TUNE    ?=
 
-.PHONY: help install test lint demo synth validate calibrate features bench clean
+.PHONY: help install test lint demo synth validate calibrate features train promote retrain bench clean
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -50,6 +52,15 @@ calibrate: install ## check the cohort in DATA against the epidemiology targets
 
 features: install ## build the PRODUCT training snapshot from DATA into data/features/
 	$(CLI) features build --product $(PRODUCT) --data $(DATA)
+
+train: install ## train PRODUCT on its snapshot; log to MLflow; register a challenger
+	$(CLI) train --product $(PRODUCT)
+
+promote: install ## run the promotion gate for PRODUCT (TO=<version> rolls back)
+	$(CLI) promote --product $(PRODUCT) $(if $(TO),--to $(TO),)
+
+retrain: install ## data check, features, train, evaluate, promote for PRODUCT (TUNE=<trials>)
+	$(CLI) retrain --product $(PRODUCT) --data $(DATA) $(if $(TUNE),--tune $(TUNE),)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

@@ -221,4 +221,17 @@ def bench_features(log: Callable[[str], None]) -> Path:
                         {"figures": figures}, yard, targets, passed)
 
 
-BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {"synth": bench_synth, "features": bench_features}
+def _training(log: Callable[[str], None]) -> Path:
+    from chronorisk.bench_model import bench_training
+
+    return bench_training(log)
+
+
+def _quality(log: Callable[[str], None]) -> Path:
+    from chronorisk.bench_model import bench_quality
+
+    return bench_quality(log)
+
+
+BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {
+    "synth": bench_synth, "features": bench_features, "training": _training, "quality": _quality}

@@ -250,7 +250,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     out: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
 ) -> None:
-    """The main job end to end on embedded defaults: generate, validate, calibrate, build features."""
+    """The main job end to end on embedded defaults: generate, validate, calibrate, features, train, promote."""
     settings = load_settings()
     data_dir = out or settings.data_dir
     console.rule("1. synthetic cohort")
@@ -265,6 +265,13 @@ def demo(
     console.rule("4. point-in-time features: the diabetes training snapshot")
     features_build(product="diabetes", index_date=None, history_days=None, data=data_dir, out=None,
                    chunk_members=20_000, runner="chunked", workers=2)
+    console.rule("5. training with MLflow: LightGBM, GLM and FINDRISC on the same test rows")
+    train(product="diabetes", snapshot=None, seed=seed, tune=0)
+    console.rule("6. promotion gate")
+    try:
+        promote(product="diabetes", to=None)
+    except typer.Exit:
+        console.print("[yellow]the gate refused the challenger; the champion stays as it was[/yellow]")
 
 
 @app.command("bench")

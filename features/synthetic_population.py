@@ -125,7 +125,7 @@ def latent_state(pop: Population, t: np.ndarray) -> dict[str, np.ndarray]:
     """Pre-onset latent state at times t (years since 2016-01-01); t is (n,) or (n, k)."""
     dt = t - _col(pop.enrol_t) if t.ndim == 2 else t - pop.enrol_t
     c = _col if t.ndim == 2 else (lambda a: a)
-    bmi = c(pop.bmi0) + c(pop.bmi_slope) * dt
+    bmi = np.maximum(c(pop.bmi0) + c(pop.bmi_slope) * dt, 15.0)  # drift never takes an adult below 15
     g = c(pop.hba1c0) + c(pop.g_slope) * dt + 0.03 * (bmi - c(pop.bmi0))
     return {
         "age": c(pop.age0) + dt,
@@ -262,7 +262,7 @@ def draw_population(rng: np.random.Generator, first_idx: int, n: int, profile: P
     steps0 = np.exp(np.log(profile.steps_median) + 0.30 * z_act - 0.004 * (age0 - 45.0)
                     - 0.012 * (bmi0 - 24.0) + rng.normal(0.0, 0.15, size=n))
     steps_trend = rng.normal(-0.02, 0.05, size=n)
-    rhr = 65.0 + 2.5 * ~male - 2.3 * z_act + 0.35 * (bmi0 - 24.0) + rng.normal(0.0, 7.4, size=n)
+    rhr = np.clip(65.0 + 2.5 * ~male - 2.3 * z_act + 0.35 * (bmi0 - 24.0) + rng.normal(0.0, 7.4, size=n), 40, 120)
     sleep_h = rng.normal(7.0, 0.75, size=n) - 0.1 * male
     sleep_irreg_min = np.exp(rng.normal(np.log(55.0), 0.35, size=n))
     hdl = np.maximum(np.where(male, 1.2, 1.45) - 0.03 * (bmi0 - 24.0) + rng.normal(0.0, 0.28, n), 0.5)

@@ -55,7 +55,7 @@ def stop_t(pop: Population, profile: Profile) -> np.ndarray:
 
 
 def waist_at(pop: Population, bmi: np.ndarray) -> np.ndarray:
-    return np.where(pop.male, 2.55 * bmi + 21.0, 2.45 * bmi + 15.0) + pop.waist_resid
+    return np.clip(np.where(pop.male, 2.55 * bmi + 21.0, 2.45 * bmi + 15.0) + pop.waist_resid, 52.0, 170.0)
 
 
 def _strings(mask: np.ndarray, value: str | np.ndarray) -> pa.Array:
@@ -396,7 +396,7 @@ def wearables_table(rng: np.random.Generator, pop: Population, profile: Profile)
         "member_id": member_ids(pop.idx[wm]),
         "date": date_array(day),
         "steps": pa.array(steps.astype(np.int64)),
-        "resting_hr": pa.array(np.round(pop.rhr[wm] + rng.normal(0, 2.2, r), 1)),
+        "resting_hr": pa.array(np.round(np.clip(pop.rhr[wm] + rng.normal(0, 2.2, r), 35.0, 140.0), 1)),
         "sleep_minutes": pa.array(sleep, from_pandas=True),
         "active_minutes": pa.array(np.round(np.maximum(steps / 110.0 - 20.0 + rng.normal(0, 8, r), 0.0))),
         "wear_minutes": pa.array(np.round(np.clip(rng.normal(1200, 150, r), 300, 1440))),

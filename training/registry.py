@@ -7,6 +7,7 @@ checks those hashes first; MLflow's model loaders are never called.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def model_name(product: str) -> str:
 
 def connect(tracking_uri: str) -> MlflowClient:
     """Point MLflow at the store (SQLite under the project by default) and return a client."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per file drowns the output
     mlflow.set_tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri)
 

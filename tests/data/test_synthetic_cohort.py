@@ -145,3 +145,11 @@ def test_csv_output_holds_the_same_members_as_parquet(small_cohort, tmp_path, pr
     parquet = pd.read_parquet(small_cohort / "members.parquet")
     assert csv["member_id"].tolist() == parquet["member_id"].tolist()
     assert np.array_equal(pd.to_datetime(csv["birth_date"]).to_numpy(), pd.to_datetime(parquet["birth_date"]).to_numpy())
+
+
+def test_the_clean_50k_cohort_breaks_no_contract(calibration_cohort):
+    from features.contracts import validate_folder
+
+    report = validate_folder(calibration_cohort, pepper=b"calibration-test")
+    assert {name: t.rejected + t.member_rejected for name, t in report.tables.items()} == dict.fromkeys(
+        report.tables, 0)
