@@ -72,6 +72,8 @@ def tune(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    active = mlflow.active_run()
+    parent_experiment = active.info.experiment_id if active else None
 
     def objective(trial: optuna.Trial) -> float:
         params = {
@@ -82,7 +84,7 @@ def tune(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
             "feature_fraction": trial.suggest_float("feature_fraction", 0.5, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 0.1, 50.0, log=True),
         }
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, experiment_id=parent_experiment):
             booster = fit_booster(x_tr, y_tr, x_va, y_va, features, monotone, seed, params)
             auc = safe_auc(y_va, np.asarray(booster.predict(x_va, raw_score=True)))
             mlflow.log_params(params)
