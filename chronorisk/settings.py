@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     mlflow_artifacts: Path = Field(Path("mlartifacts"), description="local MLflow artifact root")
     promotion_log: Path = Field(Path("promotions.jsonl"), description="every gate verdict and rollback, appended")
     audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
+    keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
+    serve_products: list[str] = Field(["diabetes"], description="products whose champion the service loads")
+    max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
+    max_body_bytes: int = Field(2 * 2**20, ge=1024, description="largest request body accepted (413 beyond)")
+    max_batch: int = Field(100, ge=1, description="applicants per /score_batch request (413 beyond)")
     id_pepper: SecretStr = Field(
         SecretStr("dev-pepper"), description="HMAC secret for member ids in logs and audit"
     )

@@ -1,0 +1,213 @@
+"""The gatekeeper: an ASGI middleware in front of the scoring endpoints.
+
+It refuses what must never reach the model, before any parsing work and in a fixed order:
+overload (fast 503), oversized body (413), wrong media type such as pickle (415), unreadable or
+too deeply nested JSON (422), missing or bad API key (401), unknown product (404), a key not
+allowed that product (403), an oversized batch (413). It gives every request an id, turns the
+framework's validation errors into 422 answers that name each field path and rule, and audits
+every refusal (committed before the answer goes out; if the audit log is down, 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+logger = logging.getLogger("chronorisk.gatekeeper")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+GUARDED = {"/score", "/score_batch", "/explain"}
+MAX_DEPTH = 32
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
+    """('applicant', 'lab_results', 2, 'value') -> 'applicant.lab_results[2].value'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Nesting depth of a JSON text, counted without parsing (strings may hide brackets, so this
+    over-counts at worst, which only refuses absurd bodies sooner)."""
+    depth = 0
+    for ch in body.translate(None, b"\"'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-+:, \n\r\t"):
+        if ch in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+class Gatekeeper:
+    def __init__(self, app: Callable[..., Awaitable[None]], **_: Any) -> None:
+        self.app = app
+        self._inflight = 0
+
+    def _service(self) -> Any:
+        import bentoml
+
+        return bentoml.get_current_service()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in GUARDED:
+            await self.app(scope, receive, send)
+            return
+        svc = self._service()
+        limits = svc.settings
+        request_id = uuid.uuid4().hex
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        ctx: dict[str, Any] = {"request_id": request_id, "endpoint": scope["path"], "key_id": None, "product": None,
+                               "input_sha256": None}
+        if self._inflight >= limits.max_concurrency:
+            await self._refuse(send, svc, ctx, 503, "server", "overloaded",
+                               f"more than {limits.max_concurrency} requests in flight; retry shortly",
+                               extra_headers=[(b"retry-after", b"1")])
+            return
+        self._inflight += 1
+        try:
+            await self._guard(scope, receive, send, svc, headers, ctx)
+        finally:
+            self._inflight -= 1
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
+                     ctx: dict[str, Any]) -> None:
+        limits = svc.settings
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            await self._refuse(send, svc, ctx, 413, "body", "too_large",
+                               f"body of {declared} bytes exceeds {limits.max_body_bytes}")
+            return
+        media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media != "application/json":
+            await self._refuse(send, svc, ctx, 415, "content-type", "unsupported_media_type",
+                               f"{media!r} is not accepted; send application/json")
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limits.max_body_bytes:
+                await self._refuse(send, svc, ctx, 413, "body", "too_large",
+                                   f"body exceeds {limits.max_body_bytes} bytes")
+                return
+        ctx["input_sha256"] = hashlib.sha256(body).hexdigest()
+        if not _depth_ok(body):
+            await self._refuse(send, svc, ctx, 422, "body", "too_deep", f"JSON nested deeper than {MAX_DEPTH}")
+            return
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            await self._refuse(send, svc, ctx, 422, "body", "invalid_json", "the body is not valid JSON")
+            return
+        product = payload.get("product") if isinstance(payload, dict) else None
+        ctx["product"] = product if isinstance(product, str) else None
+        auth = svc.keys.authenticate(headers.get("x-api-key"), None)
+        ctx["key_id"] = auth.key_id
+        if not auth.ok:
+            await self._refuse(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
+            return
+        if not isinstance(product, str) or product not in svc.products:
+            known = sorted(svc.products)
+            await self._refuse(send, svc, ctx, 404, "product", "unknown_product",
+                               f"unknown product {product!r}; known products: {', '.join(known)}")
+            return
+        auth = svc.keys.authenticate(headers.get("x-api-key"), product)
+        if not auth.ok:
+            await self._refuse(send, svc, ctx, auth.status, "header.x-api-key", "forbidden", auth.reason)
+            return
+        if scope["path"] == "/score_batch":
+            items = payload.get("applicants")
+            if isinstance(items, list) and len(items) > limits.max_batch:
+                await self._refuse(send, svc, ctx, 413, "applicants", "too_many",
+                                   f"{len(items)} applicants; at most {limits.max_batch} per batch")
+                return
+        scope = {**scope, "headers": [*scope.get("headers", []), (b"x-request-id", ctx["request_id"].encode()),
+                                      (b"x-chronorisk-key-id", str(auth.key_id).encode())]}
+        await self._forward(scope, body, send, svc, ctx)
+
+    async def _forward(self, scope: Scope, body: bytes, send: Send, svc: Any, ctx: dict[str, Any]) -> None:
+        """Pass the request on with its body replayed; rewrite validation failures to audited 422s."""
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        held: dict[str, Any] = {}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held["start"] = message
+                return
+            if "start" in held and message["type"] == "http.response.body":
+                held["body"] = held.get("body", b"") + message.get("body", b"")
+                if not message.get("more_body"):
+                    await self._rewrite_validation(send, svc, ctx, held["body"])
+                return
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", ctx["request_id"].encode())]}
+            await send(message)
+
+        await self.app(scope, replay, capture)
+
+    async def _rewrite_validation(self, send: Send, svc: Any, ctx: dict[str, Any], raw: bytes) -> None:
+        try:
+            detail = json.loads(raw).get("detail") or []
+        except ValueError:
+            detail = []
+        errors = [{"field": field_path(d.get("loc", [])), "rule": d.get("type", "invalid"),
+                   "message": d.get("msg", "invalid value")} for d in detail if isinstance(d, dict)]
+        if not errors:
+            errors = [{"field": "body", "rule": "invalid", "message": "the request does not match the schema"}]
+        await self._answer(send, svc, ctx, 422, errors)
+
+    async def _refuse(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, field: str, rule: str,
+                      message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        await self._answer(send, svc, ctx, status, [{"field": field, "rule": rule, "message": message}], extra_headers)
+
+    async def _answer(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, errors: list[dict[str, str]],
+                      extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        from serving.audit import AuditRecord, AuditUnavailable
+
+        record = AuditRecord(request_id=ctx["request_id"], time=now_iso(), endpoint=ctx["endpoint"],
+                             status_code=status, caller_key_id=ctx["key_id"], product=ctx["product"],
+                             model_name=None, model_version=None, input_sha256=ctx["input_sha256"], member_ref=None,
+                             features=None, score=None, risk_class=None, decision=None, reasons=None,
+                             error={"status": status, "errors": errors})
+        try:
+            await anyio.to_thread.run_sync(svc.audit.append, record)
+        except AuditUnavailable as err:
+            logger.error("audit log unavailable, answering 503: %s", err)
+            status, errors = 503, [{"field": "server", "rule": "audit_unavailable",
+                                    "message": "the audit log cannot record this request; retry later"}]
+        payload = json.dumps({"request_id": ctx["request_id"], "status": status, "errors": errors}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                                (b"x-request-id", ctx["request_id"].encode()), *(extra_headers or [])]})
+        await send({"type": "http.response.body", "body": payload})

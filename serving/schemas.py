@@ -1,0 +1,164 @@
+"""Request and response models of the scoring API (they become the OpenAPI documentation).
+
+Ranges and code lists are taken from the raw-data contracts, so a value the batch pipeline would
+quarantine is refused here with the same rule, and the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from features.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
+
+LIMITS = {"consultations": 500, "lab_results": 500, "wearable_daily": 1100}
+LAB_UNITS: dict[str, tuple[str, ...]] = {
+    "hba1c": ("%", "mmol/mol"), "fasting_glucose": ("mmol/L", "mg/dL"), "total_cholesterol": ("mmol/L", "mg/dL"),
+    "ldl": ("mmol/L", "mg/dL"), "hdl": ("mmol/L", "mg/dL"), "triglycerides": ("mmol/L", "mg/dL"),
+    "egfr": ("mL/min/1.73m2",)}
+
+
+def _bounded(table: str, column: str, description: str, default: Any = None) -> Any:
+    """A Field with the contract's physiological range for table.column."""
+    rng = CONTRACTS[table].columns[column].range
+    assert rng is not None, f"{table}.{column} has no range in the contracts"
+    lo, hi, unit = rng
+    return Field(default, ge=lo, le=hi, description=f"{description} ({unit}, {lo:g} to {hi:g})")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Family = Literal["none", "second_degree", "first_degree"]
+Icd10 = Annotated[str, StringConstraints(pattern=rf"^{ICD10}$")]
+Atc = Annotated[str, StringConstraints(pattern=rf"^{ATC}$")]
+
+
+class Demographics(_Strict):
+    birth_date: date = Field(description="date of birth (age 18 to 100 at application)")
+    sex: Literal["F", "M"]
+    region: Literal[REGIONS] = Field(description="region of residence")  # type: ignore[valid-type]
+    family_history_diabetes: Family | None = Field(None, description="recorded family history, if known")
+    family_history_hypertension: Family | None = None
+
+
+class Questionnaire(_Strict):
+    """The application form, as the applicant answered it (self-reported)."""
+
+    application_date: date = Field(description="the model scores as of the day after this date")
+    active_30min: bool = Field(description="physically active at least 30 minutes a day")
+    daily_veg_fruit: bool = Field(description="eats vegetables or fruit every day")
+    ever_bp_treatment: bool = Field(description="ever treated for high blood pressure")
+    ever_high_glucose: bool = Field(description="ever told of high blood glucose")
+    family_history: Family = Field(description="diabetes in the family: none, second_degree, first_degree")
+    smoker: bool
+    waist_cm: float | None = _bounded("applications", "waist_cm", "waist circumference")
+    height_cm: float | None = _bounded("applications", "height_cm", "height")
+    weight_kg: float | None = _bounded("applications", "weight_kg", "weight")
+
+
+class Consultation(_Strict):
+    date: date
+    channel: Literal["online", "outpatient", "inpatient"]
+    icd10_codes: list[Icd10] = Field(default_factory=list, max_length=30, description="ICD-10 codes, e.g. E11.9")
+    atc_codes: list[Atc] = Field(default_factory=list, max_length=30, description="ATC codes, e.g. A10BA02")
+    weight_kg: float | None = _bounded("consultations", "weight_kg", "weight")
+    height_cm: float | None = _bounded("consultations", "height_cm", "height")
+    waist_cm: float | None = _bounded("consultations", "waist_cm", "waist circumference")
+    sbp_mmhg: float | None = _bounded("consultations", "sbp_mmhg", "systolic blood pressure")
+    dbp_mmhg: float | None = _bounded("consultations", "dbp_mmhg", "diastolic blood pressure")
+    smoking_status: Literal["never", "former", "current"] | None = None
+
+
+class LabResult(_Strict):
+    date: date
+    test: Literal[tuple(LAB_RANGES)] = Field(description="lab test")  # type: ignore[valid-type]
+    value: float = Field(description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
+    unit: str = Field(description="hba1c: % or mmol/mol; glucose and lipids: mmol/L or mg/dL; egfr: mL/min/1.73m2")
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, v: str, info: Any) -> str:
+        test = info.data.get("test")
+        allowed = LAB_UNITS.get(test, ())
+        if test is not None and v.strip().lower() not in {u.lower() for u in allowed}:
+            raise ValueError(f"unit {v!r} is not a unit of {test}; use one of {', '.join(allowed)}")
+        return v
+
+
+class WearableDay(_Strict):
+    date: date
+    steps: int | None = _bounded("wearable_daily", "steps", "steps that day")
+    resting_hr: float | None = _bounded("wearable_daily", "resting_hr", "resting heart rate")
+    sleep_minutes: float | None = _bounded("wearable_daily", "sleep_minutes", "sleep")
+    active_minutes: float | None = _bounded("wearable_daily", "active_minutes", "active minutes")
+    wear_minutes: float | None = _bounded("wearable_daily", "wear_minutes", "minutes the device was worn")
+
+
+class Applicant(_Strict):
+    """One applicant's raw records; everything dated after the application date is ignored."""
+
+    applicant_id: str = Field(min_length=1, max_length=64, description="the insurer's pseudonymous id; stored only "
+                                                                        "as an HMAC in the audit trail")
+    demographics: Demographics
+    questionnaire: Questionnaire
+    consultations: list[Consultation] = Field(default_factory=list, max_length=LIMITS["consultations"])
+    lab_results: list[LabResult] = Field(default_factory=list, max_length=LIMITS["lab_results"])
+    wearable_daily: list[WearableDay] = Field(default_factory=list, max_length=LIMITS["wearable_daily"],
+                                              description="daily records; empty when the applicant has no device")
+
+
+class Reason(BaseModel):
+    feature: str
+    description: str
+    value: float | None
+    contribution: float = Field(description="SHAP contribution on the log-odds scale (positive raises risk)")
+    direction: Literal["raises risk", "lowers risk"]
+    text: str = Field(description="the reason in plain words")
+
+
+class ScoreResult(BaseModel):
+    request_id: str
+    product: str
+    model_name: str
+    model_version: str
+    index_date: date = Field(description="the day after the application date")
+    probability: float = Field(description="calibrated probability of the disease within the horizon")
+    horizon_years: int
+    risk_class: str
+    decision: Literal["accept", "accept_with_loading", "refer", "decline"]
+    premium_loading_pct: float | None
+    knockout: str | None = Field(None, description="the rule that decided before the model, if any")
+    reasons: list[Reason]
+
+
+class ApplicantError(BaseModel):
+    field: str = Field(description="path of the offending field, e.g. applicant.lab_results[2].value")
+    rule: str
+    message: str
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: int
+    result: ScoreResult | None = None
+    errors: list[ApplicantError] | None = None
+
+
+class BatchResult(BaseModel):
+    request_id: str
+    product: str
+    results: list[BatchItem]
+
+
+class Explanation(BaseModel):
+    request_id: str
+    product: str
+    model_version: str
+    base_value: float = Field(description="expected raw score (log-odds) over the training data")
+    raw_score: float = Field(description="the model's raw score (log-odds); base_value + sum of contributions")
+    contributions: dict[str, float]
+    values: dict[str, float | None]

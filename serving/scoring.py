@@ -1,0 +1,172 @@
+"""Scoring one applicant: the function the service calls and `chronorisk score` runs offline.
+
+Raw records -> contracts -> the one feature function -> booster -> calibration -> knock-out
+rules -> risk class, decision, loading -> reasons from TreeSHAP. Nothing here knows about HTTP,
+so the batch runner reproduces the service's answers bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from features.build import compute_features
+from features.contracts import validate_tables
+from features.registry import FeatureRegistry, default_registry
+from serving.schemas import Applicant, ApplicantError, Reason, ScoreResult
+from training.artifacts import LoadedModel
+from training.labels import recorded_events
+
+# Where each raw table lives in the request, for error paths.
+REQUEST_PATH = {"members": "applicant.demographics", "applications": "applicant.questionnaire",
+                "consultations": "applicant.consultations", "lab_results": "applicant.lab_results",
+                "wearable_daily": "applicant.wearable_daily"}
+LIST_TABLES = ("consultations", "lab_results", "wearable_daily")
+
+
+class ApplicantRejected(ValueError):
+    """The applicant's records break the contracts; errors name each field path and rule."""
+
+    def __init__(self, errors: list[ApplicantError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.rule}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    product: str
+    model_name: str
+    version: str
+    model: LoadedModel
+    registry: FeatureRegistry
+
+
+@dataclass(frozen=True)
+class Scored:
+    result: ScoreResult
+    features: dict[str, float | None]
+    contributions: np.ndarray  # per model feature, then the base value (log-odds)
+    raw_score: float
+
+
+def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
+    """The request as raw tables, exactly as a batch extract would hold them."""
+    mid = applicant.applicant_id
+    q = applicant.questionnaire
+    d = applicant.demographics
+    members = pd.DataFrame([{
+        "member_id": mid, "birth_date": d.birth_date, "sex": d.sex, "region": d.region,
+        "enrollment_start": q.application_date, "enrollment_end": None,
+        "family_history_diabetes": d.family_history_diabetes,
+        "family_history_hypertension": d.family_history_hypertension,
+    }])
+    applications = pd.DataFrame([{"member_id": mid, **q.model_dump()}])
+    consultations = pd.DataFrame(
+        [{"consultation_id": f"{i}", "member_id": mid, **c.model_dump(exclude={"icd10_codes", "atc_codes"}),
+          "icd10_codes": ";".join(c.icd10_codes), "atc_codes": ";".join(c.atc_codes)}
+         for i, c in enumerate(applicant.consultations)],
+        columns=["consultation_id", "member_id", "date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg",
+                 "dbp_mmhg", "smoking_status", "icd10_codes", "atc_codes"])
+    labs = pd.DataFrame([{"member_id": mid, **r.model_dump()} for r in applicant.lab_results],
+                        columns=["member_id", "date", "test", "value", "unit"])
+    wear = pd.DataFrame([{"member_id": mid, **w.model_dump()} for w in applicant.wearable_daily],
+                        columns=["member_id", "date", "steps", "resting_hr", "sleep_minutes", "active_minutes",
+                                 "wear_minutes"])
+    wear["steps"] = wear["steps"].astype("Int64")
+    for frame in (consultations, labs, wear):
+        frame["date"] = pd.to_datetime(frame["date"])
+    return {"members": members, "applications": applications, "consultations": consultations,
+            "lab_results": labs, "wearable_daily": wear}
+
+
+def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[ApplicantError]:
+    errors = []
+    for table, frame in rejected.items():
+        for _, row in frame.iterrows():
+            for reason in str(row["reason"]).split(";"):
+                rule, _, column = reason.partition(":")
+                base = REQUEST_PATH[table] + (f"[{int(row['source_row'])}]" if table in LIST_TABLES else "")
+                column = "value" if table == "lab_results" and rule in ("out_of_range", "unknown_unit") else column
+                field = f"{base}.{column}" if column else base
+                errors.append(ApplicantError(field=field, rule=rule, message=f"{table} row breaks {reason}"))
+    return errors
+
+
+def accepted_tables(applicant: Applicant, today: date, pepper: bytes) -> dict[str, pd.DataFrame]:
+    """Validate the applicant's records with the batch contracts; any rejected row rejects the request."""
+    accepted, rejected, _ = validate_tables(applicant_tables(applicant), extract_date=today, pepper=pepper)
+    errors = _errors_from_quarantine({k: v for k, v in rejected.items() if len(v)})
+    if errors:
+        raise ApplicantRejected(errors)
+    return accepted
+
+
+def feature_row(tables: dict[str, pd.DataFrame], applicant_id: str, index_date: date,
+                registry: FeatureRegistry) -> pd.Series:
+    pairs = pd.DataFrame({"member_id": [applicant_id], "index_date": [pd.Timestamp(index_date)]})
+    return compute_features(tables, pairs, registry).iloc[0]
+
+
+def _knockout(served: ServedModel, tables: dict[str, pd.DataFrame], index_date: date) -> str | None:
+    spec = served.model.spec
+    first = recorded_events(tables, spec)
+    if len(first) and (first < pd.Timestamp(index_date)).any():
+        return f"prevalent: {spec.disease} already on record before the application"
+    t = pd.Timestamp(index_date)
+    sources = sum(int((tables[name]["date"] < t).any()) for name in LIST_TABLES if len(tables[name]))
+    if sources < spec.knockouts.min_data_sources:
+        return f"too little data: {sources} of consultations, labs or wearables on record " \
+               f"(at least {spec.knockouts.min_data_sources} needed)"
+    return None
+
+
+def reasons(served: ServedModel, values: pd.Series, contrib: np.ndarray) -> list[Reason]:
+    """The features pushing risk up the most (3 to 5 by product; fewer if fewer push up)."""
+    feats = served.model.features
+    order = np.argsort(-contrib[: len(feats)], kind="stable")
+    out = []
+    for j in order[: served.model.spec.reason_count]:
+        if contrib[j] <= 0:
+            break
+        spec = served.registry[feats[j]]
+        value = values[feats[j]]
+        value_out = None if pd.isna(value) else float(value)
+        out.append(Reason(feature=feats[j], description=spec.description, value=value_out,
+                          contribution=float(contrib[j]), direction="raises risk", text=spec.reason_text(value_out)))
+    return out
+
+
+def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, today: date,
+                    pepper: bytes) -> Scored:
+    """Score one applicant as of the day after the application date."""
+    tables = accepted_tables(applicant, today, pepper)
+    index_date = applicant.questionnaire.application_date + timedelta(days=1)
+    row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
+    model = served.model
+    x = row[model.features].to_numpy(dtype=float).reshape(1, -1)
+    raw = float(np.asarray(model.booster.predict(x, raw_score=True))[0])
+    contrib = np.asarray(model.booster.predict(x, pred_contrib=True))[0]
+    p = float(model.calibration.probability(np.array([raw]))[0])
+    spec = model.spec
+    risk = spec.risk_class(p)
+    knockout = _knockout(served, tables, index_date)
+    decision, loading = risk.decision, risk.premium_loading_pct
+    if knockout is not None:
+        ko = spec.knockouts
+        decision = ko.prevalent_event if knockout.startswith("prevalent") else ko.too_little_data
+        loading = None
+    result = ScoreResult(request_id=request_id, product=served.product, model_name=served.model_name,
+                         model_version=served.version, index_date=index_date, probability=p,
+                         horizon_years=spec.horizon_years, risk_class=risk.name, decision=decision,
+                         premium_loading_pct=loading, knockout=knockout, reasons=reasons(served, row, contrib))
+    features = {f: (None if pd.isna(row[f]) else float(row[f])) for f in model.features}
+    return Scored(result=result, features=features, contributions=contrib, raw_score=raw)
+
+
+def served_from(product: str, model_name: str, version: str, model: LoadedModel,
+                registry: FeatureRegistry | None = None) -> ServedModel:
+    return ServedModel(product=product, model_name=model_name, version=version, model=model,
+                       registry=registry or default_registry())

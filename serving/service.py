@@ -1,0 +1,193 @@
+"""The BentoML scoring service: one small class over the scoring function.
+
+At start-up it resolves each product's `champion` alias once, fetches that exact version and
+loads it from its hash-checked bundle (in a background thread, so the server answers /readyz
+503 with the reason until every champion is in). A champion that cannot be loaded keeps the
+service not ready; it is never replaced by another model. Business logic lives in
+`serving.scoring`; refusals before the model are the gatekeeper's (`serving.gatekeeper`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from chronorisk.settings import Settings
+from features.pseudonym import member_ref
+from serving.audit import AuditLog, AuditRecord, AuditUnavailable
+from serving.gatekeeper import Gatekeeper, now_iso
+from serving.keys import KeyStore
+from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
+from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
+from training.products import load_product
+
+logger = logging.getLogger("chronorisk.service")
+info = FastAPI(title="chronorisk read-only endpoints")
+
+
+def _load(settings: Settings, product: str) -> ServedModel:
+    from training.registry import CHAMPION, connect, fetch, model_name, resolve
+
+    client = connect(settings.mlflow_tracking_uri)
+    version = resolve(client, product, CHAMPION)
+    return served_from(product, model_name(product), str(version.version), fetch(client, version))
+
+
+@bentoml.service(name="chronorisk", traffic={"timeout": 30},
+                 workers=int(os.environ.get("CHRONORISK_WORKERS", "1")))
+@bentoml.asgi_app(info, path="/")
+class ChronoriskService:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.products: list[str] = list(self.settings.serve_products)
+        self.models: dict[str, ServedModel] = {}
+        self.load_errors: dict[str, str] = {}
+        self.pepper = self.settings.id_pepper.get_secret_value().encode()
+        self.audit = AuditLog(self.settings.audit_url)
+        self.keys = KeyStore(self.settings.keys_file)
+        threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
+
+    def _load_champions(self) -> None:
+        for product in self.products:
+            try:
+                self.models[product] = _load(self.settings, product)
+                logger.info("loaded %s champion v%s", product, self.models[product].version)
+            except Exception as err:  # any failure keeps the service not ready, with its reason
+                self.load_errors[product] = f"{type(err).__name__}: {err}"
+                logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
+
+    def __is_ready__(self) -> bool:
+        return not self.load_errors and all(p in self.models for p in self.products)
+
+    def _audit(self, ctx: bentoml.Context, product: str, status: int, *, applicant: Applicant | None = None,
+               result: ScoreResult | None = None, features: dict[str, float | None] | None = None,
+               error: dict[str, Any] | None = None) -> None:
+        served = self.models.get(product)
+        self.audit.append(AuditRecord(
+            request_id=ctx.request.headers.get("x-request-id", "missing"), time=now_iso(),
+            endpoint=ctx.request.url.path, status_code=status,
+            caller_key_id=ctx.request.headers.get("x-chronorisk-key-id"), product=product,
+            model_name=served.model_name if served else None, model_version=served.version if served else None,
+            input_sha256=None, member_ref=member_ref(applicant.applicant_id, self.pepper) if applicant else None,
+            features=features, score=result.probability if result else None,
+            risk_class=result.risk_class if result else None, decision=result.decision if result else None,
+            reasons=[r.model_dump() for r in result.reasons] if result else None, error=error))
+
+    def _one(self, product: str, applicant: Applicant, ctx: bentoml.Context) -> tuple[int, Any]:
+        request_id = ctx.request.headers.get("x-request-id", "missing")
+        today = datetime.now(UTC).date()
+        try:
+            scored = score_applicant(self.models[product], applicant, request_id, today, self.pepper)
+        except ApplicantRejected as err:
+            errors = [e.model_dump() for e in err.errors]
+            return 422, {"errors": errors, "features": None}
+        return 200, scored
+
+    @bentoml.api(route="/score")
+    def score(self, ctx: bentoml.Context, product: str = Field(description="product name, e.g. diabetes"),
+              applicant: Applicant = Field(description="the applicant's records")) -> ScoreResult:
+        """Score one applicant: calibrated probability, risk class, decision, loading and reasons."""
+        status, out = self._one(product, applicant, ctx)
+        try:
+            if status == 200:
+                self._audit(ctx, product, 200, applicant=applicant, result=out.result, features=out.features)
+                return out.result
+            self._audit(ctx, product, status, applicant=applicant, error={"status": status, "errors": out["errors"]})
+        except AuditUnavailable as err:
+            logger.error("audit log unavailable, answering 503: %s", err)
+            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                      "message": "the audit log cannot record this request; retry later"}])
+        return _error(ctx, status, out["errors"])
+
+    @bentoml.api(route="/score_batch")
+    def score_batch(self, ctx: bentoml.Context, product: str = Field(description="product name"),
+                    applicants: list[dict[str, Any]] = Field(description="applicants (each an Applicant); one bad "
+                                                                         "applicant gets its own error")
+                    ) -> BatchResult:
+        """Score up to the configured number of applicants; each slot has its own status."""
+        from pydantic import ValidationError
+
+        from serving.gatekeeper import field_path
+
+        items: list[BatchItem] = []
+        for i, raw in enumerate(applicants):
+            try:
+                applicant = Applicant.model_validate(raw)
+            except ValidationError as err:
+                errors = [{"field": f"applicants[{i}]." + field_path(e["loc"]), "rule": e["type"], "message": e["msg"]}
+                          for e in err.errors(include_input=False)]
+                items.append(BatchItem(index=i, status=422, errors=errors))
+                continue
+            status, out = self._one(product, applicant, ctx)
+            if status == 200:
+                items.append(BatchItem(index=i, status=200, result=out.result))
+            else:
+                items.append(BatchItem(index=i, status=status, errors=out["errors"]))
+        result = BatchResult(request_id=ctx.request.headers.get("x-request-id", "missing"), product=product,
+                             results=items)
+        try:
+            self._audit(ctx, product, 200, error={"status": 200, "batch": [
+                {"index": it.index, "status": it.status, "score": it.result.probability if it.result else None,
+                 "decision": it.result.decision if it.result else None} for it in items]})
+        except AuditUnavailable:
+            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                      "message": "the audit log cannot record this request; retry later"}])
+        return result
+
+    @bentoml.api(route="/explain")
+    def explain(self, ctx: bentoml.Context, product: str = Field(description="product name"),
+                applicant: Applicant = Field(description="the applicant's records")) -> Explanation:
+        """The full TreeSHAP vector on the log-odds scale; base value plus contributions = raw score."""
+        status, out = self._one(product, applicant, ctx)
+        try:
+            if status != 200:
+                failure = {"status": status, "errors": out["errors"]}
+                self._audit(ctx, product, status, applicant=applicant, error=failure)
+                return _error(ctx, status, out["errors"])
+            self._audit(ctx, product, 200, applicant=applicant, result=out.result, features=out.features)
+        except AuditUnavailable:
+            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                      "message": "the audit log cannot record this request; retry later"}])
+        served = self.models[product]
+        feats = served.model.features
+        return Explanation(request_id=out.result.request_id, product=product, model_version=served.version,
+                           base_value=float(out.contributions[-1]), raw_score=out.raw_score,
+                           contributions={f: float(c) for f, c in zip(feats, out.contributions[:-1], strict=True)},
+                           values=out.features)
+
+    @info.get("/products")
+    def list_products(self, x_api_key: str | None = Header(None)) -> dict[str, Any]:
+        """Products served, the exact model versions answering, and the applicant input schema."""
+        auth = self.keys.authenticate(x_api_key, None)
+        if not auth.ok:
+            raise HTTPException(status_code=401, detail=auth.reason)
+        products = []
+        for name in self.products:
+            served = self.models.get(name)
+            spec = served.model.spec if served else load_product(name)
+            products.append({"product": name, "title": spec.title, "horizon_years": spec.horizon_years,
+                             "model_name": served.model_name if served else None,
+                             "model_version": served.version if served else None,
+                             "loaded": served is not None, "load_error": self.load_errors.get(name),
+                             "risk_classes": [c.model_dump() for c in spec.risk_classes]})
+        return {"products": products, "input_schema": Applicant.model_json_schema()}
+
+
+def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> Any:
+    """An error answer; BentoML sends a returned Response as it is, whatever the declared type, but
+    copies the context's status onto it, so the context must carry the status too."""
+    ctx.response.status_code = status
+    return JSONResponse({"request_id": ctx.request.headers.get("x-request-id", "missing"), "status": status,
+                         "errors": errors}, status_code=status)
+
+
+# The decorator turned the class into a bentoml Service, which takes middlewares.
+ChronoriskService.add_asgi_middleware(Gatekeeper)  # type: ignore[attr-defined]
