@@ -292,5 +292,152 @@ def bench(
         console.print(f"{bench_name}: {'pass' if result['pass'] else '[red]target missed[/red]'} -> {path}")
 
 
+audit_app = typer.Typer(help="The audit trail: list records, verify the hash chain.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    url: Annotated[str | None, typer.Option(help="audit database URL (default: settings audit_url)")] = None,
+) -> None:
+    """Re-walk the hash chain: exit 0 if intact, 1 naming the first bad record, 2 if it cannot be read."""
+    from serving.audit import AuditLog, AuditUnavailable
+
+    target = url or load_settings().audit_url
+    try:
+        with AuditLog(target) as log:
+            result = log.verify()
+    except AuditUnavailable as err:
+        console.print(f"[red]unavailable: the audit log could not be checked: {err}[/red]")
+        raise typer.Exit(code=2) from err
+    if result.ok:
+        console.print(f"ok: {result.checked:,} records, chain intact; head {result.head_hash or '-'} "
+                      "(note it elsewhere to detect records cut off the end)")
+        return
+    console.print(f"[red]TAMPERED: first bad record is seq {result.first_bad_seq}: {result.reason} "
+                  f"({result.checked:,} records read)[/red]")
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("list")
+def audit_list(
+    limit: Annotated[int, typer.Option(help="how many records, the newest first")] = 20,
+    since: Annotated[str | None, typer.Option(help="only records at or after this UTC time (ISO 8601 prefix)")
+                     ] = None,
+    product: Annotated[str | None, typer.Option(help="only this product")] = None,
+    url: Annotated[str | None, typer.Option(help="audit database URL (default: settings audit_url)")] = None,
+) -> None:
+    """List recent audit records: request id, time, product, status and decision (never features)."""
+    from serving.audit import AuditLog, AuditUnavailable
+
+    table = Table(title="audit records (newest first)")
+    for col in ("seq", "request id", "time", "product", "status", "decision"):
+        table.add_column(col, justify="right" if col in ("seq", "status") else "left", no_wrap=True)
+    try:
+        with AuditLog(url or load_settings().audit_url) as log:
+            for r in log.records(since=since, product=product, limit=limit, newest_first=True):
+                table.add_row(str(r.seq), r.request_id, r.time, r.product or "-", str(r.status_code),
+                              r.decision or "-")
+    except AuditUnavailable as err:
+        console.print(f"[red]unavailable: {err}[/red]")
+        raise typer.Exit(code=2) from err
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what uses the key (an insurer's system, a team)")],
+    products: Annotated[str, typer.Option(help="comma-separated products the key may score, e.g. "
+                                               "diabetes,hypertension")],
+) -> None:
+    """Create an API key and print it once; only its hash and allowed products are stored."""
+    from serving.keys import KeyStore
+
+    store = KeyStore(load_settings().keys_file)
+    try:
+        plaintext, key = store.create(name, products.split(","))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    console.print(f"created key {key.key_id} ({key.name}) for {', '.join(key.products)} in {store.path}")
+    console.print("the key is shown this once; store it now, it cannot be recovered:")
+    typer.echo(plaintext)  # plain echo: no markup, no wrapping of the one copy of the key
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: id, name, products, created, revoked (never the key or its hash)."""
+    from serving.keys import KeyStore
+
+    store = KeyStore(load_settings().keys_file)
+    table = Table(title=f"API keys in {store.path}")
+    for col in ("id", "name", "products", "created", "revoked"):
+        table.add_column(col)
+    for key in store.list():
+        table.add_row(key.key_id, key.name, ",".join(key.products), key.created, "yes" if key.revoked else "no")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (8 hex characters, as `keys list` shows)")],
+) -> None:
+    """Revoke a key; a running service refuses it from its next request on."""
+    from serving.keys import KeyStore
+
+    store = KeyStore(load_settings().keys_file)
+    try:
+        key = store.revoke(key_id)
+    except KeyError as err:
+        console.print(f"[red]no API key with id {key_id!r}[/red]")
+        raise typer.Exit(code=1) from err
+    console.print(f"revoked {key.key_id} ({key.name})")
+
+
+@app.command("serve")
+def serve(
+    port: Annotated[int, typer.Option(help="port to listen on (127.0.0.1 only)")] = 3000,
+    workers: Annotated[int, typer.Option(help="BentoML worker processes")] = 1,
+) -> None:
+    """Start the BentoML scoring service with the champion of every served product."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "CHRONORISK_WORKERS": str(workers)}
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService", "--host", "127.0.0.1",
+           "--port", str(port)]
+    raise typer.Exit(code=subprocess.call(cmd, env=env))
+
+
+@app.command("score")
+def score(
+    product: Annotated[str, typer.Option(help="product name")],
+    out: Annotated[Path, typer.Option(help="output: JSON lines for --input, parquet for --data")],
+    input_file: Annotated[Path | None, typer.Option("--input", help="applicants as JSON lines (or a JSON array), "
+                                                                   "each an /score body or an Applicant")] = None,
+    data: Annotated[Path | None, typer.Option(help="raw data folder: score every member enrolled on --index-date")
+                    ] = None,
+    index_date: Annotated[str | None, typer.Option(help="with --data: the index date (YYYY-MM-DD)")] = None,
+    version: Annotated[str, typer.Option(help="model alias or version number")] = "champion",
+    today: Annotated[str | None, typer.Option(help="with --input: the date records may not be after "
+                                                   "(default: today)")] = None,
+) -> None:
+    """Offline batch runner of the very function the service calls."""
+    from serving.batch import score_folder, score_requests
+
+    settings = load_settings()
+    if (input_file is None) == (data is None):
+        raise typer.BadParameter("give exactly one of --input or --data")
+    if input_file is not None:
+        counts = score_requests(settings, product, version, input_file, out,
+                                date.fromisoformat(today) if today else None)
+    else:
+        if index_date is None:
+            raise typer.BadParameter("--data needs --index-date")
+        counts = score_folder(settings, product, version, Path(str(data)), date.fromisoformat(index_date), out)
+    console.print(f"scored -> {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
 if __name__ == "__main__":
     app()

@@ -143,7 +143,8 @@ class Gatekeeper:
                                    f"{len(items)} applicants; at most {limits.max_batch} per batch")
                 return
         scope = {**scope, "headers": [*scope.get("headers", []), (b"x-request-id", ctx["request_id"].encode()),
-                                      (b"x-chronorisk-key-id", str(auth.key_id).encode())]}
+                                      (b"x-chronorisk-key-id", str(auth.key_id).encode()),
+                                      (b"x-chronorisk-input-sha256", ctx["input_sha256"].encode())]}
         await self._forward(scope, body, send, svc, ctx)
 
     async def _forward(self, scope: Scope, body: bytes, send: Send, svc: Any, ctx: dict[str, Any]) -> None:

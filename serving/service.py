@@ -76,7 +76,8 @@ class ChronoriskService:
             endpoint=ctx.request.url.path, status_code=status,
             caller_key_id=ctx.request.headers.get("x-chronorisk-key-id"), product=product,
             model_name=served.model_name if served else None, model_version=served.version if served else None,
-            input_sha256=None, member_ref=member_ref(applicant.applicant_id, self.pepper) if applicant else None,
+            input_sha256=ctx.request.headers.get("x-chronorisk-input-sha256"),
+            member_ref=member_ref(applicant.applicant_id, self.pepper) if applicant else None,
             features=features, score=result.probability if result else None,
             risk_class=result.risk_class if result else None, decision=result.decision if result else None,
             reasons=[r.model_dump() for r in result.reasons] if result else None, error=error))
