@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from features.consultations import consultation_features
 from features.demographics import demographic_features
 from features.labs import lab_features
-from features.pointintime import KEY, index_frame
+from features.pointintime import Pairs, index_frame
 from features.questionnaire import questionnaire_features
 from features.registry import FeatureRegistry, default_registry
 from features.wearables import wearable_features
 
-GROUPS: list[tuple[str, Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]]] = [
+GROUPS: list[tuple[str, Callable[[pd.DataFrame, Pairs], dict[str, np.ndarray]]]] = [
     ("members", demographic_features),
     ("applications", questionnaire_features),
     ("consultations", consultation_features),
@@ -36,11 +37,13 @@ def compute_features(tables: Mapping[str, pd.DataFrame], pairs: pd.DataFrame,
     distinct pair in the order given.
     """
     registry = registry or default_registry()
-    index = index_frame(pairs)
-    parts = [fn(tables[name], index) for name, fn in GROUPS]
-    features = pd.concat(parts, axis=1)
-    missing = [n for n in registry.names() if n not in features.columns]
+    prepared = Pairs.of(index_frame(pairs))
+    columns: dict[str, np.ndarray] = {}
+    for name, fn in GROUPS:
+        columns.update(fn(tables[name], prepared))
+    missing = [n for n in registry.names() if n not in columns]
     if missing:
         raise KeyError(f"registry features with no function computing them: {missing}")
-    out = features[registry.names()].reset_index()
-    return out.rename(columns={"level_0": KEY[0], "level_1": KEY[1]})
+    frame = prepared.frame
+    return pd.DataFrame({"member_id": frame["member_id"].to_numpy(), "index_date": frame["index_date"].to_numpy(),
+                         **{n: np.asarray(columns[n], dtype=float) for n in registry.names()}})

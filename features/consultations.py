@@ -6,10 +6,12 @@ consultation before it has NaN flags (unknown), not zeros, and coverage features
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from features.pointintime import KEY, aligned, latest, records_before
+from features.pointintime import Pairs, count, join_before, last, maximum, mean, median, minimum
 from features.registry import FeatureSpec
 
 # ICD-10 / ATC prefixes of each flag, matched at the start of any code in the ";"-list.
@@ -70,52 +72,59 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-def code_flags(consultations: pd.DataFrame) -> pd.DataFrame:
-    """One boolean column per flag, matched once per consultation (before any index join)."""
+_PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in CODE_FLAGS.items()}
+# Same-day consultations are ordered by the values the order-sensitive features read (latest
+# value, sums), so their order in the input never matters; counts and flags are order-free.
+TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "smoking_status")
+
+
+def code_flags(consultations: pd.DataFrame) -> dict[str, np.ndarray]:
+    """One boolean per flag and consultation. Code lists repeat a lot (a million consultations hold
+    a few thousand distinct lists), so each distinct list is matched once and the answers mapped
+    back: the same code is fast for one applicant and for a whole book."""
     out = {}
-    for name, (column, prefix) in CODE_FLAGS.items():
-        codes = consultations[column].astype("str").fillna("")
-        out[name] = codes.str.contains(rf"(?:^|;)(?:{prefix})", regex=True).to_numpy(dtype=bool, na_value=False)
-    return pd.DataFrame(out, index=consultations.index)
+    for column in ("icd10_codes", "atc_codes"):
+        codes, uniques = pd.factorize(consultations[column].fillna(""))
+        for name, (col, _) in CODE_FLAGS.items():
+            if col != column:
+                continue
+            pattern = _PATTERNS[name]
+            hits = np.array([bool(pattern.search(str(u))) for u in uniques] + [False], dtype=bool)
+            out[name] = hits[codes]  # code -1 (missing) picks the trailing False
+    return {name: out[name] for name in CODE_FLAGS}
 
 
-def consultation_features(consultations: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    cols = ["member_id", "date", "consultation_id", "channel", "weight_kg", "height_cm", "waist_cm",
-            "sbp_mmhg", "dbp_mmhg", "smoking_status"]
-    base = pd.concat([consultations[cols], code_flags(consultations)], axis=1)
-    recs = records_before(base, index, tiebreak=("consultation_id",))
-    g = recs.groupby(KEY, sort=False)
-    out = latest(recs, ["weight_kg", "waist_cm", "sbp_mmhg", "dbp_mmhg"])
-    height = g["height_cm"].median()
-    out["bmi_latest"] = out["weight_kg"] / (height / 100.0) ** 2
-    older = recs[(recs["days_before"] > 365) & (recs["days_before"] <= 730)]
-    old_weight = older.groupby(KEY, sort=False)["weight_kg"].mean()
-    out["bmi_change_1y"] = out["bmi_latest"] - old_weight.reindex(out.index) / (height / 100.0) ** 2
-    out = out.rename(columns={"waist_cm": "waist_cm_latest", "sbp_mmhg": "sbp_mmhg_latest",
-                              "dbp_mmhg": "dbp_mmhg_latest"})
-    recent3 = recs[recs["days_before"] <= 1096].groupby(KEY, sort=False)
-    out["sbp_mmhg_mean_3y"] = recent3["sbp_mmhg"].mean()
-    out["dbp_mmhg_mean_3y"] = recent3["dbp_mmhg"].mean()
-    high = (recs["sbp_mmhg"] >= 140) | (recs["dbp_mmhg"] >= 90)
-    out["high_bp_readings"] = high.fillna(False).astype(float).groupby([recs[k] for k in KEY], sort=False).sum()
-    flags = g[list(CODE_FLAGS)].max().astype(float)
-    out = out.join(flags)
-    status = latest(recs, ["smoking_status"])["smoking_status"]
-    out["smoker_recorded"] = np.where(status.isna(), np.nan, (status == "current").to_numpy(dtype=float,
-                                                                                            na_value=0.0))
-    year = recs[recs["days_before"] <= 365]
-    gy = year.groupby(KEY, sort=False)
-    n_year = gy.size()
-    out["consultations_365d"] = n_year.reindex(out.index).fillna(0.0)
-    out["inpatient_365d"] = (year["channel"] == "inpatient").astype(float).groupby(
-        [year[k] for k in KEY], sort=False).sum().reindex(out.index).fillna(0.0)
-    out["online_share_365d"] = (year["channel"] == "online").astype(float).groupby(
-        [year[k] for k in KEY], sort=False).mean()
-    out["days_since_last_consultation"] = g["days_before"].min()
-    out["consultation_history_days"] = g["days_before"].max()
-    features = aligned(out, index, NAMES)
-    # No consultation before the index date: counts are 0; measurements and flags stay unknown.
-    features["consultations_365d"] = features["consultations_365d"].fillna(0.0)
-    features["inpatient_365d"] = features["inpatient_365d"].fillna(0.0)
-    features["high_bp_readings"] = features["high_bp_readings"].fillna(0.0)
-    return features
+def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+    j = join_before(consultations, pairs, tiebreak=TIEBREAK)
+    seen = count(j) > 0
+    weight, height = j.col("weight_kg"), j.col("height_cm")
+    sbp, dbp = j.col("sbp_mmhg"), j.col("dbp_mmhg")
+    height_m = median(j, height) / 100.0
+    out: dict[str, np.ndarray] = {}
+    out["bmi_latest"] = last(j, weight) / height_m**2
+    older = (j.days_before > 365) & (j.days_before <= 730)
+    out["bmi_change_1y"] = out["bmi_latest"] - mean(j.where(older), weight[older]) / height_m**2
+    out["waist_cm_latest"] = last(j, j.col("waist_cm"))
+    out["sbp_mmhg_latest"] = last(j, sbp)
+    out["dbp_mmhg_latest"] = last(j, dbp)
+    recent = j.days_before <= 1096
+    out["sbp_mmhg_mean_3y"] = mean(j.where(recent), sbp[recent])
+    out["dbp_mmhg_mean_3y"] = mean(j.where(recent), dbp[recent])
+    high = (np.nan_to_num(sbp, nan=0.0) >= 140) | (np.nan_to_num(dbp, nan=0.0) >= 90)
+    out["high_bp_readings"] = count(j, high)
+    for name, flag in code_flags(consultations).items():
+        out[name] = np.where(seen, (count(j, flag[j.rows]) > 0).astype(float), np.nan)
+    status = j.raw("smoking_status")
+    known = ~pd.isna(status)
+    current = np.where(known, status == "current", False).astype(float)
+    out["smoker_recorded"] = last(j, np.where(known, current, np.nan))
+    year = j.days_before <= 365
+    out["consultations_365d"] = count(j, year)
+    channel = j.raw("channel")
+    out["inpatient_365d"] = count(j, year & (channel == "inpatient"))
+    online = count(j, year & (channel == "online"))
+    n_year = out["consultations_365d"]
+    out["online_share_365d"] = np.where(n_year > 0, online / np.maximum(n_year, 1), np.nan)
+    out["days_since_last_consultation"] = minimum(j, j.days_before.astype(float))
+    out["consultation_history_days"] = maximum(j, j.days_before.astype(float))
+    return out

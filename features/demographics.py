@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.pointintime import KEY, YEAR_DAYS, aligned
+from features.pointintime import YEAR_DAYS, Pairs, day_numbers
 from features.registry import FeatureSpec
 
 FAMILY_LEVEL = {"none": 0.0, "second_degree": 1.0, "first_degree": 2.0}
@@ -26,13 +26,19 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-def demographic_features(members: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    m = index[KEY].merge(members, on="member_id", how="inner")
-    out = pd.DataFrame({
-        "member_id": m["member_id"], "index_date": m["index_date"],
-        "age_years": (m["index_date"] - m["birth_date"]).dt.days.to_numpy(dtype=float) / YEAR_DAYS,
-        "sex_male": np.where(m["sex"].isna(), np.nan, (m["sex"] == "M").to_numpy(dtype=float, na_value=0.0)),
-        "fh_diabetes_level": m["family_history_diabetes"].map(FAMILY_LEVEL).astype("float64"),
-        "fh_hypertension_level": m["family_history_hypertension"].map(FAMILY_LEVEL).astype("float64"),
-    }).set_index(KEY)
-    return aligned(out, index, NAMES)
+def levels(values: pd.Series) -> np.ndarray:
+    return values.map(FAMILY_LEVEL).to_numpy(dtype=float, na_value=np.nan)
+
+
+def demographic_features(members: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+    row = pd.Index(members["member_id"].astype("str")).get_indexer(pairs.frame["member_id"])
+    found = row >= 0
+    m = members.iloc[np.where(found, row, 0)]
+    sex = m["sex"].to_numpy(dtype=object)
+    out = {
+        "age_years": (pairs.days - day_numbers(m["birth_date"])) / YEAR_DAYS,
+        "sex_male": np.where(pd.isna(sex), np.nan, (sex == "M").astype(float)),
+        "fh_diabetes_level": levels(m["family_history_diabetes"]),
+        "fh_hypertension_level": levels(m["family_history_hypertension"]),
+    }
+    return {k: np.where(found, v, np.nan) for k, v in out.items()}

@@ -6,9 +6,10 @@ the next in % make one series.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from features.pointintime import KEY, aligned, records_before, slope_per_year
+from features.pointintime import Pairs, distinct_days, join_before, last, minimum, slope_per_year
 from features.registry import FeatureSpec
 
 # test -> (column prefix, unit, plain name, direction of the level, keep a trend feature)
@@ -45,19 +46,17 @@ SPECS = _specs()
 NAMES = [s.name for s in SPECS]
 
 
-def lab_features(labs: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    recs = records_before(labs[["member_id", "date", "test", "value"]], index, tiebreak=("test",))
-    parts = []
-    for test, (prefix, _, _, _, trend) in TESTS.items():
-        one = recs[recs["test"] == test]
-        g = one.groupby(KEY, sort=False)
-        part = pd.DataFrame({f"{prefix}_latest": g["value"].last(), f"{test}_days_since": g["days_before"].min()})
+def lab_features(labs: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+    j = join_before(labs, pairs, tiebreak=("test",))
+    test = j.raw("test")
+    value = j.col("value")
+    out: dict[str, np.ndarray] = {}
+    for name, (prefix, _, _, _, trend) in TESTS.items():
+        mask = test == name
+        one = j.where(mask)
+        out[f"{prefix}_latest"] = last(one, value[mask])
+        out[f"{name}_days_since"] = minimum(one, one.days_before.astype(float))
         if trend:
-            part[f"{prefix}_per_year"] = slope_per_year(one, "value")
-        parts.append(part)
-    year = recs[recs["days_before"] <= 365]
-    parts.append(year.groupby(KEY, sort=False)["date"].nunique().rename("lab_days_365d").to_frame())
-    out = pd.concat(parts, axis=1) if parts else pd.DataFrame()
-    features = aligned(out, index, NAMES)
-    features["lab_days_365d"] = features["lab_days_365d"].fillna(0.0)  # a count: no labs is 0, not unknown
-    return features
+            out[f"{prefix}_per_year"] = slope_per_year(one, value[mask])
+    out["lab_days_365d"] = distinct_days(j.where(j.days_before <= 365))  # a count: no labs is 0, not unknown
+    return out

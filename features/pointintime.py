@@ -1,10 +1,17 @@
-"""Point-in-time joins: the records each (member, index date) pair may see.
+"""Point-in-time joins and grouped reductions: the records each (member, index date) pair may see.
 
-Every feature group starts here, so the rule "a record dated on or after the index date is
-never used" lives in one place and the no-leakage property test guards it for all groups.
+Every feature group starts with `join_before`, so the rule "a record dated on or after the
+index date is never used" lives in one place (and the no-leakage property test guards it).
+The reductions are plain numpy over rows sorted by pair, date and tie-breaks: no pandas
+groupby, so one applicant costs microseconds per feature and a million members stay
+vectorised; rows come out in an order that does not depend on the input order, so one
+applicant's records give the batch's sums bit for bit (online == offline).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,64 +25,225 @@ def index_frame(pairs: pd.DataFrame) -> pd.DataFrame:
     missing = {"member_id", "index_date"} - set(pairs.columns)
     if missing:
         raise ValueError(f"index pairs need columns member_id and index_date; missing {sorted(missing)}")
-    out = pd.DataFrame({
-        "member_id": pairs["member_id"].astype("str"),
-        "index_date": pd.to_datetime(pairs["index_date"]).astype("datetime64[s]").dt.normalize(),
-    })
+    dates = pairs["index_date"]
+    if dates.dtype != "datetime64[s]":
+        dates = pd.to_datetime(dates).astype("datetime64[s]")
+    out = pd.DataFrame({"member_id": pairs["member_id"].astype("str"), "index_date": dates.dt.normalize()})
     if out["index_date"].isna().any():
         raise ValueError(f"index pairs: {int(out['index_date'].isna().sum())} rows have no index_date")
     return out.drop_duplicates(KEY, ignore_index=True)
 
 
-def records_before(records: pd.DataFrame, index: pd.DataFrame, *, date_col: str = "date",
-                   within_days: int | None = None, tiebreak: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Records of each pair dated strictly before its index date (and within `within_days`).
+def day_numbers(dates: pd.Series | np.ndarray) -> np.ndarray:
+    return np.asarray(dates, dtype="datetime64[D]").astype(np.int64)
 
-    Rows come out sorted by pair, date and `tiebreak`, never by input order, so one applicant's
-    records sent in any order give the very same sums as the batch (online == offline, bit for
-    bit). Adds `days_before` (1 for the day before the index date).
-    """
-    merged = index[KEY].merge(records, on="member_id", how="inner")
-    when = merged[date_col]
-    keep = (when < merged["index_date"]).to_numpy(dtype=bool, na_value=False)
+
+@dataclass(frozen=True)
+class Pairs:
+    """The index pairs, prepared once per feature build: member codes and index days."""
+
+    frame: pd.DataFrame
+    member_codes: np.ndarray
+    members: pd.Index
+    days: np.ndarray
+    by_member: np.ndarray  # pair positions sorted by member code
+    starts: np.ndarray  # per member code: first position in by_member
+    counts: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def of(cls, index: pd.DataFrame) -> Pairs:
+        codes, members = pd.factorize(index["member_id"])
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(members))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return cls(index, codes.astype(np.int64), pd.Index(members), day_numbers(index["index_date"]), order,
+                   starts, counts)
+
+
+class Columns:
+    """A table's columns as numpy arrays, each converted once however many features read it."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._float: dict[str, np.ndarray] = {}
+        self._raw: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def float(self, name: str) -> np.ndarray:
+        if name not in self._float:
+            self._float[name] = self.frame[name].to_numpy(dtype=float, na_value=np.nan)
+        return self._float[name]
+
+    def raw(self, name: str) -> np.ndarray:
+        if name not in self._raw:
+            self._raw[name] = self.frame[name].to_numpy()
+        return self._raw[name]
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Records joined to the pairs that may see them, sorted by pair, date and tie-breaks."""
+
+    g: np.ndarray  # pair position of each row, ascending
+    days_before: np.ndarray  # 1 for the day before the index date
+    rows: np.ndarray  # row positions in the source records
+    source: Columns
+    n_pairs: int
+
+    def __len__(self) -> int:
+        return len(self.g)
+
+    def col(self, name: str) -> np.ndarray:
+        """A numeric column of the joined rows as float64 (missing -> NaN)."""
+        return self.source.float(name)[self.rows]
+
+    def raw(self, name: str) -> np.ndarray:
+        return self.source.raw(name)[self.rows]
+
+    def where(self, mask: np.ndarray) -> Joined:
+        return Joined(self.g[mask], self.days_before[mask], self.rows[mask], self.source, self.n_pairs)
+
+
+def _sort_key(values: pd.Series) -> np.ndarray:
+    """A key that sorts like the values themselves, whatever else is in the frame (numbers as
+    numbers, text by its sorted codes), so ties are broken by content, never by input order."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    codes, _ = pd.factorize(values.astype("str"), sort=True)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def join_before(records: pd.DataFrame, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
+                tiebreak: Sequence[str] = ()) -> Joined:
+    """Rows of `records` dated strictly before each pair's index date (and within `within_days`)."""
+    cols = Columns(records)
+    empty = Joined(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), cols, pairs.n)
+    if len(records) == 0 or pairs.n == 0:
+        return empty
+    member = pairs.members.get_indexer(records["member_id"])
+    known = np.flatnonzero(member >= 0)
+    member = member[known]
+    reps = pairs.counts[member]
+    rows = np.repeat(known, reps)
+    offset = np.arange(len(rows)) - np.repeat(np.cumsum(reps) - reps, reps)
+    g = pairs.by_member[np.repeat(pairs.starts[member], reps) + offset]
+    rec_days = day_numbers(cols.raw(date_col))[rows]
+    before = pairs.days[g] - rec_days
+    keep = before >= 1
     if within_days is not None:
-        recent = when >= merged["index_date"] - pd.Timedelta(days=within_days)
-        keep = keep & recent.to_numpy(dtype=bool, na_value=False)
-    merged = merged.loc[keep].sort_values([*KEY, date_col, *tiebreak], kind="stable", ignore_index=True)
-    merged["days_before"] = (merged["index_date"] - merged[date_col]).dt.days.astype("int64")
-    return merged
+        keep &= before <= within_days
+    g, rows, before = g[keep], rows[keep], before[keep]
+    keys = [rows] + [_sort_key(records[c])[rows] for c in reversed(tiebreak)] + [-before, g]
+    order = np.lexsort(keys)
+    return Joined(g[order], before[order], rows[order], cols, pairs.n)
 
 
-def aligned(frame: pd.DataFrame, index: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Features indexed by KEY, reindexed to the index pairs (missing stays NaN), float64."""
-    target = pd.MultiIndex.from_frame(index[KEY])
-    out = frame.reindex(columns=columns).reindex(target)
-    return out.astype("float64")
+# --- reductions over the joined rows, one value per pair (NaN where a pair has no valid row) ---
 
 
-def latest(records: pd.DataFrame, columns: list[str], *, date_col: str = "date") -> pd.DataFrame:
-    """Per pair, the most recent non-missing value of each column (ties: the later row)."""
-    ordered = records.sort_values([*KEY, date_col], kind="stable")
-    return ordered.groupby(KEY, sort=False)[columns].last()
+def count(j: Joined, mask: np.ndarray | None = None) -> np.ndarray:
+    g = j.g if mask is None else j.g[mask]
+    return np.bincount(g, minlength=j.n_pairs).astype(float)
 
 
-def slope_per_year(records: pd.DataFrame, value: str, by: list[str] | None = None,
-                   min_span_days: int = 90) -> pd.Series:
-    """Least-squares slope of `value` against time (units per year) per group.
+def mean(j: Joined, x: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(x)
+    n = np.bincount(j.g[ok], minlength=j.n_pairs)
+    s = np.bincount(j.g[ok], weights=x[ok], minlength=j.n_pairs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
 
-    NaN unless the measurements span at least `min_span_days`: two readings a day apart say
-    nothing about a trend. Centred sums keep the arithmetic exact enough to be order-free.
+
+def std(j: Joined, x: np.ndarray) -> np.ndarray:
+    """Sample standard deviation (ddof 1), two-pass for accuracy; NaN below two values."""
+    ok = ~np.isnan(x)
+    g, v = j.g[ok], x[ok]
+    n = np.bincount(g, minlength=j.n_pairs)
+    m = np.bincount(g, weights=v, minlength=j.n_pairs) / np.maximum(n, 1)
+    ss = np.bincount(g, weights=(v - m[g]) ** 2, minlength=j.n_pairs)
+    return np.where(n > 1, np.sqrt(ss / np.maximum(n - 1, 1)), np.nan)
+
+
+def _last_positions(g: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.r_[g[1:] != g[:-1], True]) if len(g) else np.zeros(0, np.int64)
+
+
+def last(j: Joined, x: np.ndarray) -> np.ndarray:
+    """The most recent non-missing value per pair (rows are in date order within a pair)."""
+    out = np.full(j.n_pairs, np.nan)
+    ok = np.flatnonzero(~np.isnan(x))
+    pos = ok[_last_positions(j.g[ok])]
+    out[j.g[pos]] = x[pos]
+    return out
+
+
+def last_row(j: Joined) -> np.ndarray:
+    """Row position (in the joined rows) of each pair's latest record; -1 for pairs without one."""
+    out = np.full(j.n_pairs, -1, dtype=np.int64)
+    pos = _last_positions(j.g)
+    out[j.g[pos]] = pos
+    return out
+
+
+def minimum(j: Joined, x: np.ndarray) -> np.ndarray:
+    out = np.full(j.n_pairs, np.inf)
+    ok = ~np.isnan(x)
+    np.minimum.at(out, j.g[ok], x[ok])
+    return np.where(np.isinf(out), np.nan, out)
+
+
+def maximum(j: Joined, x: np.ndarray) -> np.ndarray:
+    out = np.full(j.n_pairs, -np.inf)
+    ok = ~np.isnan(x)
+    np.maximum.at(out, j.g[ok], x[ok])
+    return np.where(np.isinf(out), np.nan, out)
+
+
+def median(j: Joined, x: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(x)
+    g, v = j.g[ok], x[ok]
+    order = np.lexsort((v, g))
+    g, v = g[order], v[order]
+    n = np.bincount(g, minlength=j.n_pairs)
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    has = n > 0
+    lo = v[(start + (n - 1) // 2)[has]]
+    hi = v[(start + n // 2)[has]]
+    out = np.full(j.n_pairs, np.nan)
+    out[has] = (lo + hi) / 2.0
+    return out
+
+
+def slope_per_year(j: Joined, y: np.ndarray, min_span_days: int = 90) -> np.ndarray:
+    """Least-squares slope of y against time (units per year) per pair.
+
+    NaN unless the values span at least `min_span_days`: two readings a day apart say nothing
+    about a trend. Centred sums keep the arithmetic accurate.
     """
-    by = by or KEY
-    frame = records.loc[records[value].notna(), [*by, value, "days_before"]]
-    x = -frame["days_before"].to_numpy(dtype=float) / YEAR_DAYS
-    y = frame[value].to_numpy(dtype=float)
-    frame = frame.assign(_x=x, _y=y, _n=1.0)
-    grouped = frame.groupby(by, sort=False)
-    means = grouped[["_x", "_y"]].transform("mean")
-    dx = x - means["_x"].to_numpy()
-    dy = y - means["_y"].to_numpy()
-    frame = frame.assign(_xx=dx * dx, _xy=dx * dy)
-    s = frame.groupby(by, sort=False).agg(xx=("_xx", "sum"), xy=("_xy", "sum"), lo=("_x", "min"), hi=("_x", "max"))
-    ok = (s["hi"] - s["lo"]) * YEAR_DAYS >= min_span_days
-    return pd.Series(np.where(ok, s["xy"] / s["xx"].where(ok, 1.0), np.nan), index=s.index)
+    ok = ~np.isnan(y)
+    g, v = j.g[ok], y[ok]
+    x = -j.days_before[ok].astype(float) / YEAR_DAYS
+    n = np.bincount(g, minlength=j.n_pairs)
+    mx = np.bincount(g, weights=x, minlength=j.n_pairs) / np.maximum(n, 1)
+    my = np.bincount(g, weights=v, minlength=j.n_pairs) / np.maximum(n, 1)
+    dx = x - mx[g]
+    sxx = np.bincount(g, weights=dx * dx, minlength=j.n_pairs)
+    sxy = np.bincount(g, weights=dx * (v - my[g]), minlength=j.n_pairs)
+    span = maximum(j.where(ok), x) - minimum(j.where(ok), x)
+    good = (span * YEAR_DAYS >= min_span_days) & (sxx > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(good, sxy / np.where(good, sxx, 1.0), np.nan)
+
+
+def distinct_days(j: Joined) -> np.ndarray:
+    """Days with at least one row, per pair (rows are sorted by pair and date)."""
+    if len(j) == 0:
+        return np.zeros(j.n_pairs)
+    new = np.r_[True, (j.g[1:] != j.g[:-1]) | (j.days_before[1:] != j.days_before[:-1])]
+    return np.bincount(j.g[new], minlength=j.n_pairs).astype(float)

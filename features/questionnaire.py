@@ -6,10 +6,11 @@ to trust them and FINDRISC can be scored from them alone.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from features.demographics import FAMILY_LEVEL
-from features.pointintime import KEY, aligned, records_before
+from features.demographics import levels
+from features.pointintime import Pairs, join_before, last_row
 from features.registry import FeatureSpec
 
 SPECS = [
@@ -36,16 +37,22 @@ NAMES = [s.name for s in SPECS]
 FLAGS = ["active_30min", "daily_veg_fruit", "ever_bp_treatment", "ever_high_glucose", "smoker"]
 
 
-def questionnaire_features(applications: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+def questionnaire_features(applications: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
     """The latest application dated before the index date (the day after it, for an applicant)."""
-    recs = records_before(applications, index, date_col="application_date")
-    frame = pd.DataFrame({"member_id": recs["member_id"], "index_date": recs["index_date"],
-                          "application_date": recs["application_date"]})
-    for flag in FLAGS:
-        frame[f"q_{flag}"] = recs[flag].astype("Float64").astype("float64")
-    frame["q_family_history_level"] = recs["family_history"].map(FAMILY_LEVEL).astype("float64")
-    frame["q_waist_cm"] = recs["waist_cm"].astype("float64")
-    frame["q_bmi"] = recs["weight_kg"].astype("float64") / (recs["height_cm"].astype("float64") / 100.0) ** 2
-    # records_before sorted by date: the last row of each pair is its latest application, whole.
-    last = frame.drop_duplicates(KEY, keep="last").set_index(KEY)[NAMES]
-    return aligned(last, index, NAMES)
+    j = join_before(applications, pairs, date_col="application_date", tiebreak=FLAGS)
+    latest = last_row(j)
+    has = latest >= 0
+    take = j.rows[np.where(has, latest, 0)] if len(j) else np.zeros(pairs.n, np.int64)
+    src = j.source
+
+    def col(name: str) -> np.ndarray:
+        if not len(j):
+            return np.full(pairs.n, np.nan)
+        return np.where(has, src.float(name)[take], np.nan)
+
+    out = {f"q_{flag}": col(flag) for flag in FLAGS}
+    fam = levels(applications["family_history"])[take] if len(j) else np.full(pairs.n, np.nan)
+    out["q_family_history_level"] = np.where(has, fam, np.nan)
+    out["q_waist_cm"] = col("waist_cm")
+    out["q_bmi"] = col("weight_kg") / (col("height_cm") / 100.0) ** 2
+    return out

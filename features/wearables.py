@@ -6,9 +6,10 @@ Members without a device have no rows: their activity features stay NaN and thei
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from features.pointintime import KEY, aligned, records_before, slope_per_year
+from features.pointintime import Pairs, count, join_before, mean, median, slope_per_year, std
 from features.registry import FeatureSpec
 
 WINDOWS = (30, 90, 365)
@@ -50,32 +51,32 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-def wearable_features(wear: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    cols = ["member_id", "date", "steps", "resting_hr", "sleep_minutes", "active_minutes"]
-    recs = records_before(wear[cols], index, within_days=max(WINDOWS))
-    recs["steps"] = recs["steps"].astype("float64")
-    recs["over_8000"] = (recs["steps"] >= 8000).astype(float).where(recs["steps"].notna())
-    recs["under_5000"] = (recs["steps"] < 5000).astype(float).where(recs["steps"].notna())
-    recs["short_sleep"] = (recs["sleep_minutes"] < 360).astype(float).where(recs["sleep_minutes"].notna())
-    parts = []
+def wearable_features(wear: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+    j = join_before(wear, pairs, within_days=max(WINDOWS))
+    steps, rhr = j.col("steps"), j.col("resting_hr")
+    sleep, active = j.col("sleep_minutes"), j.col("active_minutes")
+    has_steps, has_sleep = ~np.isnan(steps), ~np.isnan(sleep)
+    over_8000 = np.where(has_steps, steps >= 8000, np.nan).astype(float)
+    under_5000 = np.where(has_steps, steps < 5000, np.nan).astype(float)
+    short_sleep = np.where(has_sleep, sleep < 360, np.nan).astype(float)
+    out: dict[str, np.ndarray] = {}
     for w in WINDOWS:
-        sub = recs[recs["days_before"] <= w]
-        g = sub.groupby(KEY, sort=False)
-        agg = {f"steps_mean_{w}d": g["steps"].mean(), f"rhr_mean_{w}d": g["resting_hr"].mean(),
-               f"wear_coverage_{w}d": g.size() / float(w)}
+        inw = j.days_before <= w
+        sub = j.where(inw)
+        out[f"steps_mean_{w}d"] = mean(sub, steps[inw])
+        out[f"rhr_mean_{w}d"] = mean(sub, rhr[inw])
+        out[f"wear_coverage_{w}d"] = count(sub) / float(w)  # no device: 0, not unknown
         if w in (90, 365):
-            agg[f"steps_median_{w}d"] = g["steps"].median()
-            agg[f"share_days_8000_{w}d"] = g["over_8000"].mean()
-            agg[f"sleep_mean_{w}d"] = g["sleep_minutes"].mean()
+            out[f"steps_median_{w}d"] = median(sub, steps[inw])
+            out[f"share_days_8000_{w}d"] = mean(sub, over_8000[inw])
+            out[f"sleep_mean_{w}d"] = mean(sub, sleep[inw])
         if w == 90:
-            agg.update({"steps_sd_90d": g["steps"].std(), "share_days_below_5000_90d": g["under_5000"].mean(),
-                        "active_minutes_mean_90d": g["active_minutes"].mean(), "sleep_sd_90d": g["sleep_minutes"].std(),
-                        "short_sleep_share_90d": g["short_sleep"].mean()})
+            out["steps_sd_90d"] = std(sub, steps[inw])
+            out["share_days_below_5000_90d"] = mean(sub, under_5000[inw])
+            out["active_minutes_mean_90d"] = mean(sub, active[inw])
+            out["sleep_sd_90d"] = std(sub, sleep[inw])
+            out["short_sleep_share_90d"] = mean(sub, short_sleep[inw])
         if w == 365:
-            agg["steps_trend_365d"] = slope_per_year(sub, "steps")
-            agg["rhr_trend_365d"] = slope_per_year(sub, "resting_hr")
-        parts.append(pd.DataFrame(agg))
-    features = aligned(pd.concat(parts, axis=1), index, NAMES)
-    for w in WINDOWS:
-        features[f"wear_coverage_{w}d"] = features[f"wear_coverage_{w}d"].fillna(0.0)
-    return features
+            out["steps_trend_365d"] = slope_per_year(sub, steps[inw])
+            out["rhr_trend_365d"] = slope_per_year(sub, rhr[inw])
+    return out
