@@ -233,5 +233,12 @@ def _quality(log: Callable[[str], None]) -> Path:
     return bench_quality(log)
 
 
+def _serving(log: Callable[[str], None]) -> Path:
+    from chronorisk.bench_serving import bench_serving
+
+    return bench_serving(log)
+
+
 BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {
-    "synth": bench_synth, "features": bench_features, "training": _training, "quality": _quality}
+    "synth": bench_synth, "features": bench_features, "training": _training, "quality": _quality,
+    "serving": _serving}

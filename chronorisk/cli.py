@@ -250,7 +250,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     out: Annotated[Path | None, typer.Option(help="raw data folder (default: settings data_dir)")] = None,
 ) -> None:
-    """The main job end to end on embedded defaults: generate, validate, calibrate, features, train, promote."""
+    """End to end on embedded defaults: generate, validate, calibrate, features, train, promote, serve one request."""
     settings = load_settings()
     data_dir = out or settings.data_dir
     console.rule("1. synthetic cohort")
@@ -272,6 +272,11 @@ def demo(
         promote(product="diabetes", to=None)
     except typer.Exit:
         console.print("[yellow]the gate refused the challenger; the champion stays as it was[/yellow]")
+    console.rule("7. the BentoML service: one real scoring request over HTTP")
+    from serving.demo import serve_and_score_once
+
+    answer = serve_and_score_once(settings, data_dir, log=console.print)
+    console.print_json(json.dumps(answer))
 
 
 @app.command("bench")

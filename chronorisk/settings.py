@@ -7,9 +7,10 @@ environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-pepper"}
 
@@ -34,13 +35,21 @@ class Settings(BaseSettings):
     promotion_log: Path = Field(Path("promotions.jsonl"), description="every gate verdict and rollback, appended")
     audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
     keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
-    serve_products: list[str] = Field(["diabetes"], description="products whose champion the service loads")
+    serve_products: Annotated[list[str], NoDecode] = Field(
+        ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
     max_body_bytes: int = Field(2 * 2**20, ge=1024, description="largest request body accepted (413 beyond)")
     max_batch: int = Field(100, ge=1, description="applicants per /score_batch request (413 beyond)")
     id_pepper: SecretStr = Field(
         SecretStr("dev-pepper"), description="HMAC secret for member ids in logs and audit"
     )
+
+    @field_validator("serve_products", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_outside_development(self) -> Settings:

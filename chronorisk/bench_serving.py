@@ -1,0 +1,171 @@
+"""The load bench: /score against two yardstick services in the same run (testing.md).
+
+A champion is trained on a 5,000-member cohort into a temporary MLflow store; each service is
+started on its own (never two at once, so they do not share the two cores), warmed up with 100
+requests and measured over 2,000 at concurrency 1 and 8 by one async httpx client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from chronorisk.bench import write_result
+
+WARMUP, REQUESTS, CONCURRENCY = 100, 2000, (1, 8)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str]:
+    """Train a champion into a temporary store and make a key; return the server env and key."""
+    from features.synthetic import load_profile, synthesize
+    from serving.keys import KeyStore
+    from training.gate import promote
+    from training.products import load_product
+    from training.registry import connect
+    from training.snapshot import build_snapshot
+    from training.train import train_product
+
+    log("serving bench: training a champion on 5,000 members")
+    profile = load_profile(Path("experiments/profiles/default.yaml"))
+    synthesize(members=5000, seed=7, out_dir=tmp / "cohort", profile=profile, workers=2)
+    spec = load_product("diabetes")
+    build_snapshot(tmp / "cohort", spec, tmp / "snap.parquet", extract_date=date(2024, 12, 31), pepper=b"bench",
+                   progress=False)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = connect(uri)
+    version = train_product(spec, tmp / "snap.parquet", artifact_root=tmp / "art", pepper=b"bench").version
+    promote(client, "diabetes", spec.gate, tmp / "promotions.jsonl", to_version=version)
+    key, _ = KeyStore(tmp / "keys.json").create("bench", ["diabetes"])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CHRONORISK_KEYS_FILE": str(tmp / "keys.json"),
+           "CHRONORISK_AUDIT_URL": f"sqlite:///{tmp / 'audit.db'}", "CHRONORISK_WORKERS": "1",
+           "CHRONORISK_ID_PEPPER": "bench-pepper", "CHRONORISK_MAX_CONCURRENCY": "64"}
+    return env, key
+
+
+def _serve(target: str, env: dict[str, str], log_file: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    with open(log_file, "wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port",
+                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"{target} did not become ready: {log_file.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def one(record: bool) -> None:
+            nonlocal errors
+            start = time.perf_counter()
+            r = await client.post("/score", content=body, headers=headers)
+            if record:
+                latencies.append(time.perf_counter() - start)
+                errors += r.status_code != 200
+
+        async def run(n: int, record: bool) -> float:
+            queue = iter(range(n))
+
+            async def worker() -> None:
+                for _ in queue:
+                    await one(record)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - t0
+
+        await run(WARMUP, False)
+        wall = await run(REQUESTS, True)
+    ms = np.array(latencies) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "throughput_rps": REQUESTS / wall, "errors": errors, "requests": REQUESTS}
+
+
+def bench_serving(log: Callable[[str], None]) -> Path:
+    from serving.examples import standard_applicant
+
+    applicant = standard_applicant()
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as t:
+        tmp = Path(t)
+        env, key = _prepare(tmp, log)
+        score_body = json.dumps({"product": "diabetes", "applicant": applicant}).encode()
+        proc, url = _serve("serving.service:ChronoriskService", env, tmp / "score.log")
+        try:
+            first = httpx.post(f"{url}/explain", content=score_body, headers={"content-type": "application/json",
+                                                                              "x-api-key": key}, timeout=60).json()
+            row = [first["values"][f] for f in first["contributions"]]
+            results: dict[str, Any] = {"score": {}}
+            for c in CONCURRENCY:
+                log(f"/score at concurrency {c}")
+                results["score"][c] = asyncio.run(_load(url, score_body, {"content-type": "application/json",
+                                                                          "x-api-key": key}, c))
+        finally:
+            _stop(proc)
+        for name, target, body in (
+                ("bare", "chronorisk.bench_services:BareYardstick", json.dumps({"row": row}).encode()),
+                ("same_features", "chronorisk.bench_services:SameFeaturesYardstick", score_body)):
+            proc, url = _serve(target, env, tmp / f"{name}.log")
+            try:
+                results[name] = {}
+                for c in CONCURRENCY:
+                    log(f"yardstick {name} at concurrency {c}")
+                    results[name][c] = asyncio.run(_load(url, body, {"content-type": "application/json"}, c))
+            finally:
+                _stop(proc)
+    checks = {}
+    for c in CONCURRENCY:
+        s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]
+        checks[f"c{c}_p50_at_most_1.5x_same_features"] = s["p50_ms"] <= 1.5 * b["p50_ms"]
+        checks[f"c{c}_throughput_at_least_0.7x_same_features"] = s["throughput_rps"] >= 0.7 * b["throughput_rps"]
+        checks[f"c{c}_p50_at_most_4x_bare"] = s["p50_ms"] <= 4 * a["p50_ms"]
+        checks[f"c{c}_no_errors"] = s["errors"] == 0
+    ratios = {}
+    for c in CONCURRENCY:
+        s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]
+        ratios[c] = {"p50_vs_same_features": s["p50_ms"] / b["p50_ms"],
+                     "throughput_vs_same_features": s["throughput_rps"] / b["throughput_rps"],
+                     "p50_vs_bare": s["p50_ms"] / a["p50_ms"]}
+    figures = {"score": results["score"], "checks": checks, "ratios": ratios}
+    return write_result("serving", "chronorisk bench --name serving",
+                        {"workers": 1, "concurrency": list(CONCURRENCY), "warmup": WARMUP, "requests": REQUESTS,
+                         "applicant": "365 wearable days, 10 consultations, 8 lab results", "members_trained": 5000},
+                        {"figures": figures}, {"bare": results["bare"], "same_features": results["same_features"]},
+                        {"p50_vs_same_features_max": 1.5, "throughput_vs_same_features_min": 0.7,
+                         "p50_vs_bare_max": 4.0}, all(checks.values()))

@@ -1,0 +1,82 @@
+"""The last step of `make demo`: start the real BentoML server, send one real request, stop it.
+
+The request is a synthetic member's records up to an application date, as an insurer would
+send them, with an API key created for the demo (only its hash is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chronorisk.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_request(settings: Settings, data_dir: Path, application_date: date = date(2022, 6, 30)) -> dict[str, Any]:
+    """A /score body for the first member with wearable data, from the accepted raw tables."""
+    from features.contracts import load_raw
+    from serving.examples import applicant_request
+
+    raw, _ = load_raw(data_dir, pepper=settings.id_pepper.get_secret_value().encode())
+    tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
+                                                    "wearable_daily")}
+    wear = tables["wearable_daily"]
+    t = application_date
+    members = tables["members"]
+    enrolled = members[members["enrollment_start"] < str(t)]["member_id"]
+    recent = wear[(wear["date"] < str(t)) & wear["member_id"].isin(enrolled)]["member_id"]
+    member = recent.iloc[0] if len(recent) else enrolled.iloc[0]
+    return {"product": "diabetes", "applicant": applicant_request(tables, member, application_date)}
+
+
+def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -> dict[str, Any]:
+    from serving.keys import KeyStore
+
+    key, _ = KeyStore(settings.keys_file).create("make-demo", ["diabetes"])
+    body = demo_request(settings, data_dir)
+    Path("data").mkdir(exist_ok=True)
+    Path("data/demo_request.json").write_text(json.dumps(body, indent=1))
+    port = _free_port()
+    env = {**os.environ, "CHRONORISK_SERVE_PRODUCTS": "diabetes"}
+    with open("data/demo_server.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                raise RuntimeError("the server did not become ready; see data/demo_server.log")
+            time.sleep(0.5)
+        log(f"server ready on {url}; POST /score with the body in data/demo_request.json")
+        answer = httpx.post(f"{url}/score", json=body, headers={"X-API-Key": key}, timeout=60)
+        log(f"HTTP {answer.status_code}")
+        return dict(answer.json())
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
