@@ -14,7 +14,7 @@ BENCH   ?=
 TO      ?=
 TUNE    ?=
 
-.PHONY: help install test lint demo synth validate calibrate features train promote retrain bench clean
+.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -61,6 +61,9 @@ promote: install ## run the promotion gate for PRODUCT (TO=<version> rolls back)
 
 retrain: install ## data check, features, train, evaluate, promote for PRODUCT (TUNE=<trials>)
 	$(CLI) retrain --product $(PRODUCT) --data $(DATA) $(if $(TUNE),--tune $(TUNE),)
+
+serve: install ## start the BentoML scoring service on 127.0.0.1:3000
+	$(CLI) serve
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)
