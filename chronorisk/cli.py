@@ -351,6 +351,48 @@ def audit_list(
     console.print(table)
 
 
+@audit_app.command("show")
+def audit_show(
+    request_id: Annotated[str, typer.Argument(help="the request id the client quoted")],
+    input_file: Annotated[Path | None, typer.Option("--input", help="the original request body (JSON): re-score it "
+                                                                   "with the logged model version and compare")] = None,
+    url: Annotated[str | None, typer.Option(help="audit database URL (default: settings audit_url)")] = None,
+) -> None:
+    """Show one audit record; with --input, reproduce the score and say whether it matches bit for bit."""
+    import hashlib
+
+    from serving.audit import AuditLog
+    from serving.batch import load_served
+    from serving.schemas import Applicant
+    from serving.scoring import score_applicant
+
+    settings = load_settings()
+    with AuditLog(url or settings.audit_url) as log:
+        record = log.get(request_id)
+    if record is None:
+        console.print(f"[red]no audit record for request {request_id}[/red]")
+        raise typer.Exit(code=1)
+    shown = {k: v for k, v in record.__dict__.items() if k != "features"}
+    console.print_json(json.dumps(shown, default=str))
+    if input_file is None:
+        return
+    body = input_file.read_bytes()
+    same_input = record.input_sha256 is None or hashlib.sha256(body).hexdigest() == record.input_sha256
+    if not (record.product and record.model_version and record.score is not None):
+        console.print("[yellow]this record holds no score to reproduce (a refusal)[/yellow]")
+        raise typer.Exit(code=1)
+    served = load_served(settings, record.product, record.model_version)
+    applicant = Applicant.model_validate(json.loads(body)["applicant"])
+    day = date.fromisoformat(record.time[:10])
+    again = score_applicant(served, applicant, request_id, day, settings.id_pepper.get_secret_value().encode())
+    matches = again.result.probability == record.score and again.result.decision == record.decision
+    console.print(f"input hash {'matches' if same_input else 'DIFFERS from'} the logged one; re-scored with "
+                  f"{served.model_name} v{served.version}: {again.result.probability!r} vs logged {record.score!r}: "
+                  f"{'MATCH (bit for bit)' if matches else 'MISMATCH'}")
+    if not (matches and same_input):
+        raise typer.Exit(code=1)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="who or what uses the key (an insurer's system, a team)")],

@@ -51,7 +51,8 @@ def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -
     key, _ = KeyStore(settings.keys_file).create("make-demo", ["diabetes"])
     body = demo_request(settings, data_dir)
     Path("data").mkdir(exist_ok=True)
-    Path("data/demo_request.json").write_text(json.dumps(body, indent=1))
+    payload = json.dumps(body).encode()  # the exact bytes sent, so the audit's input hash can be checked later
+    Path("data/demo_request.json").write_bytes(payload)
     port = _free_port()
     env = {**os.environ, "CHRONORISK_SERVE_PRODUCTS": "diabetes"}
     with open("data/demo_server.log", "wb") as out:
@@ -71,7 +72,8 @@ def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -
                 raise RuntimeError("the server did not become ready; see data/demo_server.log")
             time.sleep(0.5)
         log(f"server ready on {url}; POST /score with the body in data/demo_request.json")
-        answer = httpx.post(f"{url}/score", json=body, headers={"X-API-Key": key}, timeout=60)
+        answer = httpx.post(f"{url}/score", content=payload, timeout=60,
+                            headers={"X-API-Key": key, "Content-Type": "application/json"})
         log(f"HTTP {answer.status_code}")
         return dict(answer.json())
     finally:
