@@ -105,6 +105,8 @@ class ProductSpec(_Strict):
     risk_classes: list[RiskClass] = Field(min_length=1)
     knockouts: Knockouts = Field(default_factory=Knockouts)
     gate: GateConfig = Field(default_factory=GateConfig)
+    reason_count: int = Field(5, ge=3, le=5, description="reasons returned per score: the features pushing risk up "
+                                                        "most (fewer if fewer push up)")
 
     @model_validator(mode="after")
     def _split_covers_index_dates(self) -> ProductSpec:
