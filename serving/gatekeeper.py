@@ -2,8 +2,9 @@
 
 It refuses what must never reach the model, before any parsing work and in a fixed order:
 overload (fast 503), oversized body (413), wrong media type such as pickle (415), unreadable or
-too deeply nested JSON (422), missing or bad API key (401), unknown product (404), a key not
-allowed that product (403), an oversized batch (413). It gives every request an id, turns the
+too deeply nested JSON (422), missing or bad API key (401), a body that is not an object with a
+string product and known fields only (422), unknown product (404), a key not allowed that
+product (403), an oversized batch (413). It gives every request an id, turns the
 framework's validation errors into 422 answers that name each field path and rule, and audits
 every refusal (committed before the answer goes out; if the audit log is down, 503).
 """
@@ -28,7 +29,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 GUARDED = {"/score", "/score_batch", "/explain"}
+BODY_FIELDS = {"/score": {"product", "applicant"}, "/explain": {"product", "applicant"},
+               "/score_batch": {"product", "applicants"}}  # the endpoints' arguments; anything else is refused
 MAX_DEPTH = 32
+INTERNAL_HEADERS = {b"x-request-id", b"x-chronorisk-key-id", b"x-chronorisk-input-sha256"}  # set here, never by clients
 
 
 def now_iso() -> str:
@@ -127,7 +131,20 @@ class Gatekeeper:
         if not auth.ok:
             await self._refuse(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
             return
-        if not isinstance(product, str) or product not in svc.products:
+        if not isinstance(payload, dict):
+            await self._refuse(send, svc, ctx, 422, "body", "model_type", "the body must be a JSON object")
+            return
+        if not isinstance(product, str):
+            missing = "product" not in payload
+            await self._refuse(send, svc, ctx, 422, "product", "missing" if missing else "string_type",
+                               "product is required" if missing else "product must be a string")
+            return
+        extra = sorted(set(payload) - BODY_FIELDS[scope["path"]])
+        if extra:
+            await self._answer(send, svc, ctx, 422, [{"field": name, "rule": "extra_forbidden",
+                                                      "message": "Extra inputs are not permitted"} for name in extra])
+            return
+        if product not in svc.products:
             known = sorted(svc.products)
             await self._refuse(send, svc, ctx, 404, "product", "unknown_product",
                                f"unknown product {product!r}; known products: {', '.join(known)}")
@@ -142,7 +159,10 @@ class Gatekeeper:
                 await self._refuse(send, svc, ctx, 413, "applicants", "too_many",
                                    f"{len(items)} applicants; at most {limits.max_batch} per batch")
                 return
-        scope = {**scope, "headers": [*scope.get("headers", []), (b"x-request-id", ctx["request_id"].encode()),
+        # The service reads the first of each header, so a client's own copies of these must go:
+        # they would choose the audited request id, caller key id and input hash.
+        client_headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in INTERNAL_HEADERS]
+        scope = {**scope, "headers": [*client_headers, (b"x-request-id", ctx["request_id"].encode()),
                                       (b"x-chronorisk-key-id", str(auth.key_id).encode()),
                                       (b"x-chronorisk-input-sha256", ctx["input_sha256"].encode())]}
         await self._forward(scope, body, send, svc, ctx)

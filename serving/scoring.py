@@ -82,16 +82,37 @@ def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
             "lab_results": labs, "wearable_daily": wear}
 
 
+# Members-table columns that the request carries elsewhere, or under another name.
+MEMBER_FIELDS = {"age_at_enrollment": "applicant.demographics.birth_date",
+                 "enrollment_start": "applicant.questionnaire.application_date"}
+
+
+def _field(table: str, source_row: int, rule: str, column: str) -> str:
+    if table == "members" and column in MEMBER_FIELDS:
+        return MEMBER_FIELDS[column]
+    base = REQUEST_PATH[table] + (f"[{source_row}]" if table in LIST_TABLES else "")
+    column = "value" if table == "lab_results" and rule in ("out_of_range", "unknown_unit") else column
+    return f"{base}.{column}" if column else base
+
+
 def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[ApplicantError]:
-    errors = []
+    """Each contract rule a row breaks, at the request's own field path. Rows refused only
+    because the applicant's demographics were refused are not repeated: the cause is named."""
+    errors: list[ApplicantError] = []
+    seen: set[tuple[str, str]] = set()
     for table, frame in rejected.items():
         for _, row in frame.iterrows():
             for reason in str(row["reason"]).split(";"):
                 rule, _, column = reason.partition(":")
-                base = REQUEST_PATH[table] + (f"[{int(row['source_row'])}]" if table in LIST_TABLES else "")
-                column = "value" if table == "lab_results" and rule in ("out_of_range", "unknown_unit") else column
-                field = f"{base}.{column}" if column else base
-                errors.append(ApplicantError(field=field, rule=rule, message=f"{table} row breaks {reason}"))
+                if rule == "member_rejected":
+                    continue
+                field = _field(table, int(row["source_row"]), rule, column)
+                if (field, rule) not in seen:
+                    seen.add((field, rule))
+                    errors.append(ApplicantError(field=field, rule=rule, message=f"{table} row breaks {reason}"))
+    if not errors and any(len(f) for f in rejected.values()):
+        errors.append(ApplicantError(field="applicant.demographics", rule="member_rejected",
+                                     message="the applicant's demographics were refused"))
     return errors
 
 

@@ -130,8 +130,10 @@ class ChronoriskService:
             status, out = self._one(product, applicant, ctx)
             if status == 200:
                 items.append(BatchItem(index=i, status=200, result=out.result))
-            else:
-                items.append(BatchItem(index=i, status=status, errors=out["errors"]))
+            else:  # the record rules name "applicant.<path>"; in a batch the field is "applicants[i].<path>"
+                errors = [{**e, "field": f"applicants[{i}]" + e["field"].removeprefix("applicant")}
+                          for e in out["errors"]]
+                items.append(BatchItem(index=i, status=status, errors=errors))
         result = BatchResult(request_id=ctx.request.headers.get("x-request-id", "missing"), product=product,
                              results=items)
         try:

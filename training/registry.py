@@ -84,9 +84,10 @@ def alias_version(client: MlflowClient, product: str, alias: str) -> ModelVersio
 def fetch(client: MlflowClient, version: ModelVersion, cache_dir: Path | None = None) -> LoadedModel:
     """Download a version's bundle files and load them after checking the registered hashes."""
     hashes = hashes_from_tags(dict(version.tags))
-    dst = Path(tempfile.mkdtemp(prefix="chronorisk-model-", dir=cache_dir))
-    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst)))
-    local = model_dir / "artifacts"
-    if not local.is_dir():
-        raise ModelLoadError(f"model version {version.name}/{version.version}: no artifacts folder")
-    return load_bundle(local, hashes)
+    # load_bundle reads every file into memory, so the download can go once it has loaded.
+    with tempfile.TemporaryDirectory(prefix="chronorisk-model-", dir=cache_dir) as dst:
+        model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=dst))
+        local = model_dir / "artifacts"
+        if not local.is_dir():
+            raise ModelLoadError(f"model version {version.name}/{version.version}: no artifacts folder")
+        return load_bundle(local, hashes)

@@ -53,3 +53,40 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# The real scoring service (tests/integration/test_service_*.py): one trained champion, one set of
+# API keys and one `bentoml serve` per session; helpers live in service_fixtures.py.
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory):
+    from service_fixtures import build_model_store
+
+    return build_model_store(tmp_path_factory.mktemp("service-store"))
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory):
+    from service_fixtures import create_keys
+
+    return create_keys(tmp_path_factory.mktemp("service-keys") / "keys.json")
+
+
+@pytest.fixture(scope="session")
+def audit_url(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('service-audit') / 'audit.db'}"
+
+
+@pytest.fixture(scope="session")
+def scoring_server(model_store, api_keys, audit_url, tmp_path_factory):
+    """`bentoml serve` of the service on the session's champion, ready (GET /readyz 200)."""
+    from service_fixtures import service_env, start_server, stop_server, wait_ready
+
+    run = tmp_path_factory.mktemp("service-run")
+    server = start_server(service_env(model_store.tracking_uri, audit_url, api_keys.path, home=run / "bentoml"),
+                          run / "server.log")
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop_server(server)

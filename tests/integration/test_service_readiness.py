@@ -1,0 +1,115 @@
+"""A champion that cannot be served keeps the real server not ready, says why in its log, and
+never crashes it; it is never replaced by another model.
+
+Two servers beside the session's: one asked to serve a product with no champion, one whose
+registered model file had one digit edited after registration (the edit LightGBM would load
+silently, reliability.md). Both are started at once and watched for READY_WATCH_S.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from service_fixtures import (
+    Server,
+    copy_store,
+    readyz,
+    service_env,
+    start_server,
+    stop_server,
+    wait_answering,
+)
+
+READY_WATCH_S = 15.0
+
+
+@dataclass(frozen=True)
+class NotReady:
+    missing_champion: Server
+    tampered: Server
+    tampered_file: Path
+
+
+def edit_one_digit(model_file: Path) -> None:
+    """Change the first digit of the first split threshold: same size, still parses, other scores."""
+    data = bytearray(model_file.read_bytes())
+    at = data.index(b"threshold=") + len(b"threshold=")
+    while not chr(data[at]).isdigit():
+        at += 1
+    data[at] = ord(str((int(chr(data[at])) + 1) % 10))
+    model_file.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def not_ready(model_store, api_keys, tmp_path_factory) -> Iterator[NotReady]:
+    root = tmp_path_factory.mktemp("not-ready")
+    missing = start_server(service_env(model_store.tracking_uri, f"sqlite:///{root}/audit-missing.db", api_keys.path,
+                                      products=("diabetes", "hypertension"), home=root / "bentoml-missing"),
+                           root / "missing-champion.log")
+    servers = [missing]
+    try:
+        uri, artifacts = copy_store(model_store, root / "tampered-store")
+        [model_file] = list(artifacts.glob("**/artifacts/model.txt"))
+        edit_one_digit(model_file)
+        tampered = start_server(service_env(uri, f"sqlite:///{root}/audit-tampered.db", api_keys.path,
+                                            home=root / "bentoml-tampered"), root / "tampered.log")
+        servers.append(tampered)
+        for server in servers:
+            wait_answering(server)
+        yield NotReady(missing, tampered, model_file)
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+def _watch(server: Server, seconds: float) -> set[int | None]:
+    """Every /readyz status seen over `seconds`."""
+    seen: set[int | None] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(readyz(server))
+        time.sleep(1.0)
+    return seen
+
+
+def _wait_for_line(server: Server, pattern: str, seconds: float = 30.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = [line for line in server.log_text().splitlines() if re.search(pattern, line)]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
+
+
+def test_a_missing_champion_keeps_the_service_not_ready_with_the_reason(not_ready):
+    assert _watch(not_ready.missing_champion, READY_WATCH_S) == {503}
+
+
+def test_a_missing_champion_is_named_in_the_log_with_the_reason(not_ready):
+    lines = _wait_for_line(not_ready.missing_champion, r"NOT READY")
+    assert [bool(re.search(r"hypertension champion .*no version 'champion' in the registry", line))
+            for line in lines] == [True], lines
+
+
+def test_a_missing_champion_does_not_crash_the_server(not_ready):
+    _watch(not_ready.missing_champion, 2.0)
+    assert not_ready.missing_champion.process.poll() is None, not_ready.missing_champion.log_tail()
+
+
+def test_a_tampered_model_keeps_the_service_not_ready(not_ready):
+    assert _watch(not_ready.tampered, 5.0) == {503}
+
+
+def test_a_tampered_model_is_named_in_one_log_line(not_ready):
+    lines = _wait_for_line(not_ready.tampered, r"NOT READY")
+    assert [("model.txt" in line and "changed after registration" in line) for line in lines] == [True], lines
+
+
+def test_a_tampered_model_does_not_crash_the_server(not_ready):
+    _watch(not_ready.tampered, 2.0)
+    assert not_ready.tampered.process.poll() is None, not_ready.tampered.log_tail()
