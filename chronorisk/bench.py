@@ -58,25 +58,26 @@ def git_commit() -> str | None:
 
 
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, interval: float = 0.1) -> dict[str, float]:
-    """Run cmd once in a fresh subprocess; wall seconds and peak summed RSS of its process tree."""
-    # stderr goes to a file, not a pipe: nobody reads a pipe while the command runs, and a full
-    # pipe (progress bars) would block the command forever.
-    err_file = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, env=env)
-    peak = 0
-    while proc.poll() is None:
-        rss = 0
-        with contextlib.suppress(psutil.Error):
-            for p in [proc, *proc.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    rss += p.memory_info().rss
-        peak = max(peak, rss)
-        time.sleep(interval)
-    wall = time.perf_counter() - start
-    err_file.seek(0)
-    stderr = err_file.read().decode(errors="replace")
-    err_file.close()
+    """Run cmd once in a fresh subprocess; wall seconds and peak summed RSS of its process tree.
+
+    stderr goes to a file, not a pipe: nobody reads a pipe while the command runs, and a full
+    pipe (progress bars) would block the command forever.
+    """
+    with tempfile.TemporaryFile() as err_file:
+        start = time.perf_counter()
+        proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, env=env)
+        peak = 0
+        while proc.poll() is None:
+            rss = 0
+            with contextlib.suppress(psutil.Error):
+                for p in [proc, *proc.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        rss += p.memory_info().rss
+            peak = max(peak, rss)
+            time.sleep(interval)
+        wall = time.perf_counter() - start
+        err_file.seek(0)
+        stderr = err_file.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}")
     return {"wall_s": wall, "peak_rss_mb": peak / 2**20}
