@@ -3,14 +3,17 @@ that counts them, the `_rejected/` files that hold them, and the error strict mo
 
 `features.contracts` says what the rules are; this module applies them. Parsing, unit
 conversion and the cross-table rules (duplicates, unknown or rejected members, records before
-birth) are vectorised numpy/pandas; the per-column and per-row value checks (nulls, ranges, code
-lists, ICD-10/ATC patterns, future dates, dbp < sbp, age at enrolment) are the table's pandera
-schema, run lazily once, its failure cases mapped back to row positions through the RangeIndex.
-Measured on a 5M-row wearable_daily frame, pandera's lazy run costs ~0.05 µs/row clean and
-~0.2 µs/row with 10% of rows failing (the failure-case frame grows with failures), so it stays
-on the hot path; the whole validation is ~0.2 µs/row clean, ~0.45 µs/row at 10% bad rows.
-Nothing loops per row in Python; per-rejected-row work (reasons, HMAC per distinct member)
-only touches the rejected rows.
+birth) are vectorised numpy/pandas. The per-column and per-row value checks (nulls, ranges, code
+lists, ICD-10/ATC patterns, future dates, dbp < sbp, age at enrolment) are built once from the
+contract's Col and FrameCheck data and run one of two ways with the same result: as numpy masks
+on tables of up to SMALL_FRAME_ROWS rows (the online service's one applicant, whose five tables
+validate in ~6 ms, where pandera's fixed cost alone was ~40 ms), or as the table's pandera schema,
+run lazily once, its failure cases mapped back to row positions through the RangeIndex (larger
+tables, where pandera also checks the canonical frame's dtypes and column order). Measured on a
+5M-row wearable_daily frame the whole validation is ~0.14 µs/row clean and ~0.36 µs/row at 10%
+bad rows (pandera's failure-case frame grows with failures; the masks take ~0.27 µs/row there).
+Nothing loops per row in Python; per-rejected-row work (reasons, HMAC per distinct member) only
+touches the rejected rows.
 
 A data owner must be able to find and fix every rejected row (its reasons and its row number in
 the source file) without the quarantine becoming a second copy of personal data: member ids are
@@ -31,6 +34,7 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow
 import pyarrow.parquet as pq
+from pandas.api.types import pandas_dtype
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from features.pseudonym import member_refs
@@ -38,10 +42,14 @@ from features.units import (
     CANONICAL_DTYPES,
     CANONICAL_UNIT,
     UNIT_ALTERNATIVES,
+    ColumnArray,
     canonical_labs,
-    missing_column,
-    parse_column,
+    missing_values,
     parse_float,
+    parse_values,
+    text_equals,
+    text_fullmatch,
+    text_in,
 )
 
 if TYPE_CHECKING:
@@ -100,13 +108,21 @@ class ValidationReport(BaseModel):
 
 # --- judging rows
 
+SMALL_FRAME_ROWS = 10_000
+"""Tables of at most this many rows have their value rules run as numpy masks, larger ones by pandera.
+
+Both run the same rules (`_value_rules` and the contract's FrameChecks) and reject the same rows
+(tests/contracts/test_fast_path_equivalence.py); pandera costs ~7 ms per table whatever its size.
+"""
+
 
 def _canonical(c: TableContract, raw: pd.DataFrame
-               ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The table in contract columns, dtypes and units; the rows each parsing rule rejects; and per
-    column the rows made missing because their value could not be read or converted."""
+               ) -> tuple[dict[str, ColumnArray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The table's contract columns as arrays in canonical dtypes and units (sharing nothing with raw);
+    the rows each parsing rule rejects; and per column the rows made missing because their value
+    could not be read or converted."""
     n = len(raw)
-    cols: dict[str, pd.Series] = {}
+    cols: dict[str, ColumnArray] = {}
     fails: dict[str, np.ndarray] = {}
     unreadable: dict[str, np.ndarray] = {}
     for name, col in c.columns.items():
@@ -115,7 +131,7 @@ def _canonical(c: TableContract, raw: pd.DataFrame
             if not col.nullable:
                 raise ContractError(c.name, name, "missing_column", n,
                                     message=f"{c.name}.{name}: required column is missing ({n} rows unusable)")
-            cols[name] = missing_column(col.kind, n)
+            cols[name] = missing_values(col.kind, n)
             continue
         if alt and alt[0] in raw.columns:  # e.g. weight_lb instead of (or beside) weight_kg
             alt_values, failed = parse_float(raw[alt[0]])
@@ -123,49 +139,135 @@ def _canonical(c: TableContract, raw: pd.DataFrame
             if name in raw.columns:
                 own, own_failed = parse_float(raw[name])
                 converted, failed = np.where(np.isnan(own), converted, own), failed | own_failed
-            parsed: pd.Series = pd.Series(converted)
+            parsed: ColumnArray = converted
         else:
-            parsed, failed = parse_column(raw[name], col.kind, blank_is_missing=col.key)
+            parsed, failed = parse_values(raw[name], col.kind, blank_is_missing=col.key)
         cols[name] = parsed
         if failed.any():
             rule = {"date": "invalid_date", "bool": "unknown_code"}.get(col.kind, "invalid_number")
             fails[f"{rule}:{name}"] = unreadable[name] = failed
-    canon = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)  # no block consolidation: ~0.1 µs/row
     if c.name == "lab_results":
-        values, units, ok = canonical_labs(canon["test"], canon["value"].to_numpy(), canon["unit"])
-        unknown = ~ok & canon["test"].isin(CANONICAL_UNIT).to_numpy()
+        values, units, ok = canonical_labs(cols["test"], cols["value"], cols["unit"])
+        unknown = ~ok
+        if unknown.any():  # a known test in a unit it does not accept
+            unknown &= text_in(cols["test"], tuple(CANONICAL_UNIT))
         values[unknown] = np.nan  # an unconvertible value must not reach the range checks
-        canon["value"], canon["unit"] = values, pd.Series(units, dtype="str")
+        cols["value"], cols["unit"] = values, pd.array(units, dtype="str")
         unreadable["value"] = unreadable.get("value", np.zeros(n, dtype=bool)) | unknown
-        for test in CANONICAL_UNIT:
-            sel = unknown & (canon["test"] == test).to_numpy()
-            if sel.any():
-                fails[f"unknown_unit:{test}"] = sel
-    return canon, fails, unreadable
+        if unknown.any():
+            for test in CANONICAL_UNIT:
+                sel = unknown & text_equals(cols["test"], test)
+                if sel.any():
+                    fails[f"unknown_unit:{test}"] = sel
+    return cols, fails, unreadable
+
+
+# --- the value rules: built once from the contract's Col data, run as numpy masks or by pandera
+
+
+@dataclass(frozen=True)
+class _ValueRule:
+    """One rule on one column's values: ok(values) is True where a present value passes it."""
+
+    label: str
+    column: str
+    ok: Callable[[ColumnArray], np.ndarray]
+
+
+def _within(values: ColumnArray, lo: float, hi: float) -> np.ndarray:
+    # Series.between(lo, hi); Int64 values are whole numbers of at most 2**53, exact as floats
+    if not isinstance(values, np.ndarray):
+        values = values.to_numpy(dtype="float64", na_value=np.nan)
+    return (values >= lo) & (values <= hi)
+
+
+def _not_after(values: ColumnArray, latest: np.datetime64) -> np.ndarray:
+    return np.asarray(values <= latest)  # canonical dates are whole days in seconds: latest in seconds is exact
+
+
+@functools.lru_cache(maxsize=64)
+def _value_rules(c: TableContract, extract_date: date) -> tuple[_ValueRule, ...]:
+    """The per-column value rules of a contract's Col data, in column order."""
+    latest = np.datetime64(extract_date, "s")
+    rules = []
+    for name, col in c.columns.items():
+        if col.range:
+            lo, hi = col.range[:2]
+            rules.append(_ValueRule(f"out_of_range:{name}", name, functools.partial(_within, lo=lo, hi=hi)))
+        if col.codes:
+            rules.append(_ValueRule(f"unknown_code:{name}", name, functools.partial(text_in, texts=col.codes)))
+        if col.pattern:
+            rx = rf"(?:{col.pattern}(?:;{col.pattern})*)?"
+            rules.append(_ValueRule(f"unknown_code:{name}", name, functools.partial(text_fullmatch, pattern=rx)))
+        if col.not_future:
+            rules.append(_ValueRule(f"future_date:{name}", name, functools.partial(_not_after, latest=latest)))
+    return tuple(rules)
+
+
+_DTYPES = {kind: pandas_dtype(dtype) for kind, dtype in CANONICAL_DTYPES.items()}
+
+
+def _merge(fails: dict[str, np.ndarray], label: str, rows: np.ndarray) -> None:
+    """Add rows to a label's mask: a column rule and a FrameCheck may share a label (dbp_mmhg)."""
+    fails[label] = fails[label] | rows if label in fails else rows
+
+
+def _mask_failures(c: TableContract, cols: Mapping[str, ColumnArray], extract_date: date,
+                   unreadable: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The rows each schema rule rejects, as pandera's lazy run of `_schema` reports them.
+
+    As in pandera: a column's rules judge only present values, a missing value in a non-nullable
+    column is its own rule, and a FrameCheck passes a row whose every column is missing.
+    """
+    for name, col in c.columns.items():  # pandera's dtype check: parsing and schema must agree
+        dtype = cols[name].dtype
+        if dtype is not _DTYPES[col.kind] and dtype != _DTYPES[col.kind]:
+            raise RuntimeError(f"{c.name}.{name}: canonical column has dtype {dtype!r}, "
+                               f"not {_DTYPES[col.kind]!r}")
+    missing = {name: _isna(values) for name, values in cols.items()}
+    fails: dict[str, np.ndarray] = {}
+    for name, col in c.columns.items():
+        if not col.nullable and missing[name].any():  # unreadable values already carry their own rule
+            label = f"{'null_key' if col.key else 'null_required'}:{name}"
+            _merge(fails, label, missing[name] & ~unreadable[name] if name in unreadable else missing[name])
+    for rule in _value_rules(c, extract_date):
+        _merge(fails, rule.label, ~rule.ok(cols[rule.column]) & ~missing[rule.column])
+    if c.checks:
+        all_missing = np.logical_and.reduce(list(missing.values()))
+        for check in c.checks:
+            _merge(fails, check.label, ~(np.asarray(check.ok(cols), dtype=bool) | all_missing))
+    return fails
+
+
+def _isna(values: ColumnArray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return np.isnat(values) if values.dtype.kind == "M" else np.isnan(values) if values.dtype.kind == "f" else \
+            pd.isna(values)
+    return np.asarray(values.isna(), dtype=bool)
+
+
+def _array(s: pd.Series) -> ColumnArray:
+    """A column's values: numpy for numpy dtypes, else its pandas extension array (neither copied)."""
+    return s.to_numpy() if isinstance(s.dtype, np.dtype) else s.array
+
+
+def _column_check(label: str, ok: Callable[[ColumnArray], np.ndarray]) -> pa.Check:
+    return pa.Check(lambda s: pd.Series(ok(_array(s)), index=s.index), name=label, error=label)
+
+
+def _frame_check(label: str, ok: Callable[[Mapping[str, ColumnArray]], np.ndarray]) -> pa.Check:
+    return pa.Check(lambda f: pd.Series(np.asarray(ok({k: _array(f[k]) for k in f.columns}), dtype=bool),
+                                        index=f.index), name=label, error=label)
 
 
 @functools.lru_cache(maxsize=64)
 def _schema(c: TableContract, extract_date: date) -> pa.DataFrameSchema:
-    latest = pd.Timestamp(extract_date)
-
-    def check(fn: Callable, label: str) -> pa.Check:
-        return pa.Check(fn, name=label, error=label)
-
-    columns = {}
-    for name, col in c.columns.items():
-        checks = []
-        if col.range:
-            lo, hi = col.range[:2]
-            checks.append(check(lambda s, lo=lo, hi=hi: s.between(lo, hi), f"out_of_range:{name}"))
-        if col.codes:
-            checks.append(check(lambda s, codes=col.codes: s.isin(codes), f"unknown_code:{name}"))
-        if col.pattern:
-            rx = rf"(?:{col.pattern}(?:;{col.pattern})*)?"
-            checks.append(check(lambda s, rx=rx: s.str.fullmatch(rx), f"unknown_code:{name}"))
-        if col.not_future:
-            checks.append(check(lambda s: s <= latest, f"future_date:{name}"))
-        columns[name] = pa.Column(CANONICAL_DTYPES[col.kind], checks, nullable=col.nullable)
-    return pa.DataFrameSchema(columns, checks=[check(fc.ok, fc.label) for fc in c.checks], strict=True,
+    checks: dict[str, list[pa.Check]] = {name: [] for name in c.columns}
+    for rule in _value_rules(c, extract_date):
+        checks[rule.column].append(_column_check(rule.label, rule.ok))
+    columns = {name: pa.Column(CANONICAL_DTYPES[col.kind], checks[name], nullable=col.nullable)
+               for name, col in c.columns.items()}
+    return pa.DataFrameSchema(columns, checks=[_frame_check(fc.label, fc.ok) for fc in c.checks], strict=True,
                               ordered=True)
 
 
@@ -191,18 +293,22 @@ def _schema_failures(c: TableContract, canon: pd.DataFrame, extract_date: date,
     return fails
 
 
-def _duplicates(canon: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
+def _duplicates(cols: Mapping[str, ColumnArray], key: tuple[str, ...]) -> np.ndarray:
     """Later rows repeating an earlier row's key; rows with a missing key part are never duplicates."""
-    combined, valid, radix = np.zeros(len(canon), dtype=np.int64), np.ones(len(canon), dtype=bool), 1
+    n = len(cols[key[0]])
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    combined, valid, radix = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool), 1
     for col in key:
-        codes, uniques = pd.factorize(canon[col])
+        codes, uniques = pd.factorize(cols[col])
         radix *= len(uniques) + 1
         if radix >= 2**62:  # keys too many to pack in one int64: let pandas hash the columns
-            return (canon[list(key)].duplicated() & canon[list(key)].notna().all(axis=1)).to_numpy()
+            frame = pd.DataFrame({k: cols[k] for k in key}, copy=False)
+            return (frame.duplicated() & frame.notna().all(axis=1)).to_numpy()
         combined = combined * (len(uniques) + 1) + codes
         valid &= codes >= 0
-    dup = np.zeros(len(canon), dtype=bool)
-    dup[valid] = pd.Series(combined[valid]).duplicated().to_numpy()
+    dup = np.zeros(n, dtype=bool)
+    dup[valid] = pd.Index(combined[valid]).duplicated()
     return dup
 
 
@@ -211,14 +317,20 @@ class MemberIndex:
     """The members table as other tables see it: who exists, who was accepted, their birth dates."""
 
     known: pd.Index  # every member id in the members table, accepted or not
-    accepted: pd.Index
-    birth: np.ndarray  # birth dates of accepted, with NaT appended for "not found" (-1)
+    accepted: np.ndarray  # per known id, whether its row was accepted; then False for "not found" (-1)
+    birth: np.ndarray  # per known id, its birth date if accepted, else NaT; then NaT for "not found"
 
     @classmethod
-    def of(cls, members: pd.DataFrame, accepted: pd.DataFrame) -> MemberIndex:
-        """From the canonical members table (every row) and its accepted rows (unique ids)."""
-        return cls(pd.Index(members["member_id"].dropna().unique()), pd.Index(accepted["member_id"]),
-                   np.append(accepted["birth_date"].to_numpy(), np.datetime64("NaT")))
+    def of(cls, member_ids: ColumnArray, birth_dates: np.ndarray, accepted: np.ndarray) -> MemberIndex:
+        """From the canonical members table's ids and birth dates (every row) and its accepted rows,
+        whose ids are present and unique (a missing or repeated id is rejected)."""
+        codes, ids = pd.factorize(member_ids)  # the distinct ids, missing left out
+        rows = accepted & (codes >= 0)
+        is_accepted = np.zeros(len(ids) + 1, dtype=bool)
+        is_accepted[codes[rows]] = True
+        birth = np.full(len(ids) + 1, np.datetime64("NaT"), dtype=birth_dates.dtype)
+        birth[codes[rows]] = birth_dates[rows]
+        return cls(pd.Index(ids), is_accepted, birth)
 
 
 def judge_table(c: TableContract, raw: pd.DataFrame, extract_date: date, members: MemberIndex | None,
@@ -228,22 +340,25 @@ def judge_table(c: TableContract, raw: pd.DataFrame, extract_date: date, members
     A row that breaks its own rules is counted there even if its member was rejected too, so the
     owner sees every problem of the row at once; member_rejected holds the otherwise good rows.
     """
-    canon, fails, unreadable = _canonical(c, raw)
-    fails.update(_schema_failures(c, canon, extract_date, unreadable))
-    fails["duplicate"] = _duplicates(canon, c.key)
-    member_rejected = np.zeros(len(canon), dtype=bool)
+    cols, fails, unreadable = _canonical(c, raw)
+    n = len(raw)
+    canon = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)  # no copy, no block consolidation
+    if n <= SMALL_FRAME_ROWS:
+        fails.update(_mask_failures(c, cols, extract_date, unreadable))
+    else:
+        fails.update(_schema_failures(c, canon, extract_date, unreadable))
+    fails["duplicate"] = _duplicates(cols, c.key)
+    member_rejected = np.zeros(n, dtype=bool)
     if members is not None:
-        codes, uniques = pd.factorize(canon["member_id"])
-        has = codes >= 0
-        known = np.append(members.known.get_indexer(uniques) >= 0, False)[codes]
-        at = np.append(members.accepted.get_indexer(uniques), -1)[codes]
-        fails["unknown_member"] = has & ~known
+        codes, uniques = pd.factorize(cols["member_id"])
+        at = np.append(members.known.get_indexer(uniques), -1)[codes]  # -1: no id, or an unknown one
+        known = at >= 0
+        fails["unknown_member"] = (codes >= 0) & ~known
         if c.record_date:
-            birth = members.birth[at]
-            fails[f"before_birth:{c.record_date}"] = canon[c.record_date].to_numpy() < birth
-        member_rejected = has & known & (at < 0)
+            fails[f"before_birth:{c.record_date}"] = cols[c.record_date] < members.birth[at]
+        member_rejected = known & ~members.accepted[at]
     ordered = {label: fails[label] for label in c.rules if label in fails and fails[label].any()}
-    own = np.logical_or.reduce([*ordered.values(), np.zeros(len(canon), dtype=bool)])
+    own = np.logical_or.reduce([*ordered.values(), np.zeros(n, dtype=bool)])
     return canon, ordered, member_rejected & ~own
 
 
@@ -273,7 +388,28 @@ def quarantine_frame(raw: pd.DataFrame, allowed: Iterable[str], positions: np.nd
     Only contract columns (and their accepted unit alternatives) survive; member_id becomes
     member_ref; `source_row` is the 0-based row number in the source.
     """
-    keep = [c for c in raw.columns if c in set(allowed)]
+    allowed = frozenset(allowed)
+    if len(positions) or raw.attrs:
+        return _quarantine_frame(raw, allowed, positions, why, pepper)
+    # no rejections, the usual case: the frame depends only on the raw frame's columns and dtypes, and
+    # building it costs ~1.5 ms of pandas calls, so it is built once per shape and copied (~0.05 ms)
+    columns = raw.columns
+    key = (type(columns), tuple(columns.tolist()), columns.dtype, columns.names, tuple(raw.dtypes),
+           raw.flags.allows_duplicate_labels, allowed)
+    empty = _NO_REJECTIONS.get(key)
+    if empty is None:
+        if len(_NO_REJECTIONS) >= 256:
+            _NO_REJECTIONS.clear()
+        empty = _NO_REJECTIONS[key] = _quarantine_frame(raw, allowed, positions, why, pepper)
+    return empty.copy(deep=False)  # under copy-on-write a shallow copy is independent of the template
+
+
+_NO_REJECTIONS: dict[tuple, pd.DataFrame] = {}
+
+
+def _quarantine_frame(raw: pd.DataFrame, allowed: frozenset[str], positions: np.ndarray, why: np.ndarray,
+                      pepper: bytes) -> pd.DataFrame:
+    keep = [c for c in raw.columns if c in allowed]
     out = raw.iloc[positions][keep].reset_index(drop=True)
     for col in out.columns:
         if out[col].dtype == object:  # mixed python objects cannot go to parquet as they are

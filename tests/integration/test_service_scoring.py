@@ -5,6 +5,7 @@ product listing. Expected values come from the registry and from arithmetic done
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pickle
@@ -15,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow
 import pytest
 from service_fixtures import REPO, ModelStore, Server, post, service_env
 
 from serving.examples import applicant_request
-from training.registry import CHAMPION, connect, fetch, resolve
+from training.registry import CHAMPION, connect, resolve
 
 APPLICATION_DATE = date(2022, 6, 30)
 MEMBERS_SCORED = 30  # the first of them go to the batch comparison
@@ -54,11 +56,14 @@ def answers(scoring_server, api_keys, requests_sent) -> list[httpx.Response]:
 
 @pytest.fixture(scope="module")
 def champion_calibration(model_store, tmp_path_factory) -> dict[str, Any]:
-    """calibration.json of the champion, as registered (fetched through the hash-checked loader)."""
+    """calibration.json of the champion, as registered: read from the model's own artifact folder in
+    the store, whose hash the registry recorded (the test checks it, then reads the two numbers)."""
     client = connect(model_store.tracking_uri)
-    cache = tmp_path_factory.mktemp("champion")
-    fetch(client, resolve(client, "diabetes", CHAMPION), cache_dir=cache)
-    [path] = list(cache.glob("*/**/artifacts/calibration.json"))
+    version = resolve(client, "diabetes", CHAMPION)
+    dst = tmp_path_factory.mktemp("champion")
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst))) / "artifacts"
+    path = folder / "calibration.json"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == version.tags["sha256.calibration.json"]
     return dict(json.loads(path.read_text()))
 
 
