@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,14 +21,9 @@ import httpx
 import numpy as np
 
 from chronorisk.bench import write_result
+from serving.process import start_server, stop_server
 
 WARMUP, REQUESTS, CONCURRENCY = 100, 2000, (1, 8)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str]:
@@ -60,32 +51,6 @@ def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str
            "CHRONORISK_AUDIT_URL": f"sqlite:///{tmp / 'audit.db'}", "CHRONORISK_WORKERS": "1",
            "CHRONORISK_ID_PEPPER": "bench-pepper", "CHRONORISK_MAX_CONCURRENCY": "64"}
     return env, key
-
-
-def _serve(target: str, env: dict[str, str], log_file: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    with open(log_file, "wb") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port",
-                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError(f"{target} did not become ready: {log_file.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
@@ -126,7 +91,7 @@ def bench_serving(log: Callable[[str], None]) -> Path:
         tmp = Path(t)
         env, key = _prepare(tmp, log)
         score_body = json.dumps({"product": "diabetes", "applicant": applicant}).encode()
-        proc, url = _serve("serving.service:ChronoriskService", env, tmp / "score.log")
+        proc, url = start_server("serving.service:ChronoriskService", env, tmp / "score.log")
         try:
             first = httpx.post(f"{url}/explain", content=score_body, headers={"content-type": "application/json",
                                                                               "x-api-key": key}, timeout=60).json()
@@ -137,18 +102,18 @@ def bench_serving(log: Callable[[str], None]) -> Path:
                 results["score"][c] = asyncio.run(_load(url, score_body, {"content-type": "application/json",
                                                                           "x-api-key": key}, c))
         finally:
-            _stop(proc)
+            stop_server(proc)
         for name, target, body in (
                 ("bare", "chronorisk.bench_services:BareYardstick", json.dumps({"row": row}).encode()),
                 ("same_features", "chronorisk.bench_services:SameFeaturesYardstick", score_body)):
-            proc, url = _serve(target, env, tmp / f"{name}.log")
+            proc, url = start_server(target, env, tmp / f"{name}.log")
             try:
                 results[name] = {}
                 for c in CONCURRENCY:
                     log(f"yardstick {name} at concurrency {c}")
                     results[name][c] = asyncio.run(_load(url, body, {"content-type": "application/json"}, c))
             finally:
-                _stop(proc)
+                stop_server(proc)
     checks = {}
     for c in CONCURRENCY:
         s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]

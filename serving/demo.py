@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,12 +15,6 @@ from typing import Any
 import httpx
 
 from chronorisk.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def demo_request(settings: Settings, data_dir: Path, application_date: date = date(2022, 6, 30)) -> dict[str, Any]:
@@ -47,38 +36,20 @@ def demo_request(settings: Settings, data_dir: Path, application_date: date = da
 
 def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -> dict[str, Any]:
     from serving.keys import KeyStore
+    from serving.process import start_server, stop_server
 
     key, _ = KeyStore(settings.keys_file).create("make-demo", ["diabetes"])
     body = demo_request(settings, data_dir)
     Path("data").mkdir(exist_ok=True)
     payload = json.dumps(body).encode()  # the exact bytes sent, so the audit's input hash can be checked later
     Path("data/demo_request.json").write_bytes(payload)
-    port = _free_port()
     env = {**os.environ, "CHRONORISK_SERVE_PRODUCTS": "diabetes"}
-    with open("data/demo_server.log", "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService",
-                                 "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server("serving.service:ChronoriskService", env, Path("data/demo_server.log"))
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("the server did not become ready; see data/demo_server.log")
-            time.sleep(0.5)
         log(f"server ready on {url}; POST /score with the body in data/demo_request.json")
         answer = httpx.post(f"{url}/score", content=payload, timeout=60,
                             headers={"X-API-Key": key, "Content-Type": "application/json"})
         log(f"HTTP {answer.status_code}")
         return dict(answer.json())
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
