@@ -24,3 +24,13 @@ def test_every_make_target_in_the_readme_exists():
     targets = set(re.findall(r"^([a-z-]+):", makefile, flags=re.M))
     listed = set(re.findall(r"`make ([a-z-]+)", README))
     assert listed and listed <= targets, sorted(listed - targets)
+
+
+def test_the_readme_example_request_is_a_valid_score_body():
+    import json
+
+    from serving.schemas import Applicant
+
+    body = json.loads(Path("experiments/examples/score_request.json").read_text())
+    assert body["product"] == "diabetes"
+    assert Applicant.model_validate(body["applicant"]).applicant_id
