@@ -6,7 +6,6 @@ PostgreSQL must answer on 127.0.0.1:5432; if it does not, the fixture starts the
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import time
@@ -14,8 +13,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+from pg import PG, throwaway_database
 
 
 def _pg_answers() -> bool:
@@ -43,16 +41,8 @@ def postgres_url() -> Iterator[str]:
     if not _pg_answers():
         _start_cluster()
     assert _pg_answers(), "PostgreSQL does not answer on 127.0.0.1:5432 and could not be started"
-    name = f"chronorisk_test_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        # SQLAlchemy 2.1 defaults to psycopg 3; name the driver we install.
-        yield f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database("chronorisk_test") as db:
+        yield db.url
 
 
 # The real scoring service (tests/integration/test_service_*.py): one trained champion, one set of

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
+from pg import throwaway_database
 
 from serving.audit import AuditLog, AuditRecord, utc_now
 
@@ -34,16 +32,9 @@ def url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/audit.db"
         return
-    base = make_url(request.getfixturevalue("postgres_url"))
-    name = f"{base.database}_c{secrets.token_hex(3)}"
-    admin = psycopg2.connect(dbname="postgres", host=base.host, port=base.port, user=base.username)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    request.getfixturevalue("postgres_url")  # the server is up
+    with throwaway_database("chronorisk_concurrency") as db:
+        yield db.url
 
 
 @pytest.fixture

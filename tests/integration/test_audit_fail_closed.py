@@ -4,13 +4,12 @@ comes back takes the next append through the same AuditLog (the service maps the
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from sqlalchemy.engine import make_url
+from pg import throwaway_database
 
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
 
@@ -40,16 +39,8 @@ class Scratch:
 
 @pytest.fixture
 def scratch(postgres_url) -> Iterator[Scratch]:
-    base = make_url(postgres_url)
-    name = f"{base.database}_f{secrets.token_hex(3)}"
-    admin = psycopg2.connect(dbname="postgres", host=base.host, port=base.port, user=base.username)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield Scratch(name, base.set(database=name).render_as_string(hide_password=False), admin)
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database("chronorisk_fail_closed") as db:
+        yield Scratch(db.name, db.url, db.admin)
 
 
 @pytest.fixture

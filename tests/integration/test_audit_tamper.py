@@ -5,14 +5,12 @@ Tampering is done as an intruder would: SQL straight at the table, not through A
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 
-import psycopg2
 import pytest
+from pg import throwaway_database
 from sqlalchemy import MetaData, Table, create_engine
-from sqlalchemy.engine import make_url
 
 from serving.audit import AuditLog, AuditRecord, chain_hash
 
@@ -35,18 +33,10 @@ def url(request, tmp_path) -> Iterator[str]:
         _fill(target)
         yield target
         return
-    base = make_url(request.getfixturevalue("postgres_url"))
-    name = f"{base.database}_t{secrets.token_hex(3)}"
-    admin = psycopg2.connect(dbname="postgres", host=base.host, port=base.port, user=base.username)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        target = base.set(database=name).render_as_string(hide_password=False)
-        _fill(target)
-        yield target
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    request.getfixturevalue("postgres_url")  # the server is up
+    with throwaway_database("chronorisk_tamper") as db:
+        _fill(db.url)
+        yield db.url
 
 
 def _fill(url: str) -> None:
