@@ -3,6 +3,8 @@
 (a) `BareYardstick`: one pre-built feature row in, the champion's predict and pred_contrib out.
 (b) `SameFeaturesYardstick`: the /score request body in, the same contracts and feature function,
     then predict and pred_contrib; no auth, audit, decision or reasons.
+Both predict as /score does (`ONE_ROW`: on the calling thread), so the comparison is of everything
+around the model, not of LightGBM's thread settings.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import Field
 
 from chronorisk.settings import Settings
 from serving.schemas import Applicant
+from serving.scoring import ONE_ROW
 
 WORKERS = int(os.environ.get("CHRONORISK_WORKERS", "1"))
 
@@ -36,8 +39,8 @@ class BareYardstick:
     def score(self, row: list[float | None] = Field(description="feature values in model order")) -> dict[str, float]:
         x = np.array([np.nan if v is None else v for v in row], dtype=float).reshape(1, -1)
         booster = self.served.model.booster
-        raw = np.asarray(booster.predict(x, raw_score=True))
-        contrib = np.asarray(booster.predict(x, pred_contrib=True))
+        raw = np.asarray(booster.predict(x, raw_score=True, **ONE_ROW))
+        contrib = np.asarray(booster.predict(x, pred_contrib=True, **ONE_ROW))
         return {"raw_score": float(raw[0]), "contrib_sum": float(contrib.sum())}
 
 
@@ -59,6 +62,6 @@ class SameFeaturesYardstick:
         row = feature_row(tables, applicant.applicant_id, index, self.served.registry)
         x = row[self.served.model.features].to_numpy(dtype=float).reshape(1, -1)
         booster = self.served.model.booster
-        raw = np.asarray(booster.predict(x, raw_score=True))
-        contrib = np.asarray(booster.predict(x, pred_contrib=True))
+        raw = np.asarray(booster.predict(x, raw_score=True, **ONE_ROW))
+        contrib = np.asarray(booster.predict(x, pred_contrib=True, **ONE_ROW))
         return {"raw_score": float(raw[0]), "contrib_sum": float(contrib.sum())}

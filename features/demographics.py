@@ -27,7 +27,10 @@ NAMES = [s.name for s in SPECS]
 
 
 def levels(values: pd.Series) -> np.ndarray:
-    return values.map(FAMILY_LEVEL).to_numpy(dtype=float, na_value=np.nan)
+    """FAMILY_LEVEL of each value (NaN for missing or unknown), looked up once per distinct value."""
+    codes, uniques = pd.factorize(values)
+    lookup = np.array([FAMILY_LEVEL.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
+    return lookup[codes]
 
 
 def demographic_features(members: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:

@@ -31,6 +31,8 @@ def index_frame(pairs: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"member_id": pairs["member_id"].astype("str"), "index_date": dates.dt.normalize()})
     if out["index_date"].isna().any():
         raise ValueError(f"index pairs: {int(out['index_date'].isna().sum())} rows have no index_date")
+    if len(out) == 1:  # one applicant: nothing to drop, and drop_duplicates costs ~1 ms of pandas calls
+        return out.reset_index(drop=True) if out.index[0] != 0 else out
     return out.drop_duplicates(KEY, ignore_index=True)
 
 
@@ -119,6 +121,11 @@ def _sort_key(values: pd.Series) -> np.ndarray:
     return np.asarray(codes, dtype=np.int64)
 
 
+def _has_ties(g: np.ndarray, before: np.ndarray) -> bool:
+    """Whether two rows (sorted by pair and day) share a pair and a day."""
+    return bool(len(g) > 1 and ((g[1:] == g[:-1]) & (before[1:] == before[:-1])).any())
+
+
 def join_before(records: pd.DataFrame, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
                 tiebreak: Sequence[str] = ()) -> Joined:
     """Rows of `records` dated strictly before each pair's index date (and within `within_days`)."""
@@ -139,8 +146,10 @@ def join_before(records: pd.DataFrame, pairs: Pairs, *, date_col: str = "date", 
     if within_days is not None:
         keep &= before <= within_days
     g, rows, before = g[keep], rows[keep], before[keep]
-    keys = [rows] + [_sort_key(records[c])[rows] for c in reversed(tiebreak)] + [-before, g]
-    order = np.lexsort(keys)
+    order = np.lexsort([rows, -before, g])
+    if tiebreak and _has_ties(g[order], before[order]):  # only same-day rows need the content keys
+        keys = [rows] + [_sort_key(records[c])[rows] for c in reversed(tiebreak)] + [-before, g]
+        order = np.lexsort(keys)
     return Joined(g[order], before[order], rows[order], cols, pairs.n)
 
 

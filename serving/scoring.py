@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,13 +19,18 @@ from features.contracts import validate_tables
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import Applicant, ApplicantError, Reason, ScoreResult
 from training.artifacts import LoadedModel
-from training.labels import recorded_events
+from training.labels import event_records
 
 # Where each raw table lives in the request, for error paths.
 REQUEST_PATH = {"members": "applicant.demographics", "applications": "applicant.questionnaire",
                 "consultations": "applicant.consultations", "lab_results": "applicant.lab_results",
                 "wearable_daily": "applicant.wearable_daily"}
 LIST_TABLES = ("consultations", "lab_results", "wearable_daily")
+# One row is predicted on the calling thread: LightGBM's OpenMP team costs more to wake than the
+# row costs to score, and under load its threads wait on cores that the server's other requests
+# hold (1.6-3.5 ms against 0.45 ms per predict + pred_contrib, measured here). Each row's score is
+# computed alone, so the thread count does not change a bit of it.
+ONE_ROW = {"num_threads": 1}
 
 
 class ApplicantRejected(ValueError):
@@ -52,32 +58,58 @@ class Scored:
     raw_score: float
 
 
+CONSULTATION_COLUMNS = ("date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg",
+                        "smoking_status")
+LAB_COLUMNS = ("date", "test", "value", "unit")
+WEARABLE_COLUMNS = ("date", "steps", "resting_hr", "sleep_minutes", "active_minutes", "wear_minutes")
+
+
+def _columns(records: list[Any], names: tuple[str, ...], floats: tuple[str, ...] = (), ints: tuple[str, ...] = ()
+             ) -> dict[str, Any]:
+    """Records as typed columns, read by attribute: one array per column instead of a dict per record
+    (a year of wearable days is 365 records, and pandas' type inference over lists of python objects
+    costs more than the features). Dates become datetime64, `floats` float64 with NaN for None, `ints`
+    nullable Int64, and the rest text."""
+    out: dict[str, Any] = {}
+    for name in names:
+        values = [getattr(r, name) for r in records]
+        if name == "date":
+            out[name] = np.array(values, dtype="datetime64[D]").astype("datetime64[s]")
+        elif name in floats:
+            out[name] = np.array(values, dtype=float)
+        elif name in ints:
+            out[name] = pd.array(values, dtype="Int64")
+        else:
+            out[name] = pd.array(values, dtype="str")
+    return out
+
+
+def _same(text: str, n: int) -> Any:
+    return pd.array([text] * n, dtype="str")
+
+
 def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
     """The request as raw tables, exactly as a batch extract would hold them."""
     mid = applicant.applicant_id
     q = applicant.questionnaire
     d = applicant.demographics
-    members = pd.DataFrame([{
-        "member_id": mid, "birth_date": d.birth_date, "sex": d.sex, "region": d.region,
-        "enrollment_start": q.application_date, "enrollment_end": None,
-        "family_history_diabetes": d.family_history_diabetes,
-        "family_history_hypertension": d.family_history_hypertension,
-    }])
-    applications = pd.DataFrame([{"member_id": mid, **q.model_dump()}])
-    consultations = pd.DataFrame(
-        [{"consultation_id": f"{i}", "member_id": mid, **c.model_dump(exclude={"icd10_codes", "atc_codes"}),
-          "icd10_codes": ";".join(c.icd10_codes), "atc_codes": ";".join(c.atc_codes)}
-         for i, c in enumerate(applicant.consultations)],
-        columns=["consultation_id", "member_id", "date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg",
-                 "dbp_mmhg", "smoking_status", "icd10_codes", "atc_codes"])
-    labs = pd.DataFrame([{"member_id": mid, **r.model_dump()} for r in applicant.lab_results],
-                        columns=["member_id", "date", "test", "value", "unit"])
-    wear = pd.DataFrame([{"member_id": mid, **w.model_dump()} for w in applicant.wearable_daily],
-                        columns=["member_id", "date", "steps", "resting_hr", "sleep_minutes", "active_minutes",
-                                 "wear_minutes"])
-    wear["steps"] = wear["steps"].astype("Int64")
-    for frame in (consultations, labs, wear):
-        frame["date"] = pd.to_datetime(frame["date"])
+    members = pd.DataFrame({
+        "member_id": [mid], "birth_date": [d.birth_date], "sex": [d.sex], "region": [d.region],
+        "enrollment_start": [q.application_date], "enrollment_end": [None],
+        "family_history_diabetes": [d.family_history_diabetes],
+        "family_history_hypertension": [d.family_history_hypertension],
+    })
+    applications = pd.DataFrame({"member_id": [mid], **{k: [v] for k, v in q.model_dump().items()}})
+    cons = applicant.consultations
+    consultations = pd.DataFrame({
+        "consultation_id": [str(i) for i in range(len(cons))], "member_id": _same(mid, len(cons)),
+        **_columns(cons, CONSULTATION_COLUMNS, ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg")),
+        "icd10_codes": [";".join(c.icd10_codes) for c in cons], "atc_codes": [";".join(c.atc_codes) for c in cons]})
+    labs = pd.DataFrame({"member_id": _same(mid, len(applicant.lab_results)),
+                         **_columns(applicant.lab_results, LAB_COLUMNS, ("value",))})
+    wear = pd.DataFrame({"member_id": _same(mid, len(applicant.wearable_daily)),
+                         **_columns(applicant.wearable_daily, WEARABLE_COLUMNS,
+                                    ("resting_hr", "sleep_minutes", "active_minutes", "wear_minutes"), ("steps",))})
     return {"members": members, "applications": applications, "consultations": consultations,
             "lab_results": labs, "wearable_daily": wear}
 
@@ -133,19 +165,21 @@ def feature_row(tables: dict[str, pd.DataFrame], applicant_id: str, index_date: 
 
 def _knockout(served: ServedModel, tables: dict[str, pd.DataFrame], index_date: date) -> str | None:
     spec = served.model.spec
-    first = recorded_events(tables, spec)
-    if len(first) and (first < pd.Timestamp(index_date)).any():
+    _, dates = event_records(tables, spec)
+    if (dates < np.datetime64(index_date)).any():
         return f"prevalent: {spec.disease} already on record before the application"
-    t = pd.Timestamp(index_date)
-    sources = sum(int((tables[name]["date"] < t).any()) for name in LIST_TABLES if len(tables[name]))
+    t = np.datetime64(index_date)
+    sources = sum(int((tables[name]["date"].to_numpy() < t).any()) for name in LIST_TABLES if len(tables[name]))
     if sources < spec.knockouts.min_data_sources:
         return f"too little data: {sources} of consultations, labs or wearables on record " \
                f"(at least {spec.knockouts.min_data_sources} needed)"
     return None
 
 
-def reasons(served: ServedModel, values: pd.Series, contrib: np.ndarray) -> list[Reason]:
-    """The features pushing risk up the most (3 to 5 by product; fewer if fewer push up)."""
+def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> list[Reason]:
+    """The features pushing risk up the most (3 to 5 by product; fewer if fewer push up).
+
+    values are the model's features in model order (NaN where missing)."""
     feats = served.model.features
     order = np.argsort(-contrib[: len(feats)], kind="stable")
     out = []
@@ -153,8 +187,7 @@ def reasons(served: ServedModel, values: pd.Series, contrib: np.ndarray) -> list
         if contrib[j] <= 0:
             break
         spec = served.registry[feats[j]]
-        value = values[feats[j]]
-        value_out = None if pd.isna(value) else float(value)
+        value_out = None if np.isnan(values[j]) else float(values[j])
         out.append(Reason(feature=feats[j], description=spec.description, value=value_out,
                           contribution=float(contrib[j]), direction="raises risk", text=spec.reason_text(value_out)))
     return out
@@ -167,9 +200,10 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     index_date = applicant.questionnaire.application_date + timedelta(days=1)
     row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
     model = served.model
-    x = row[model.features].to_numpy(dtype=float).reshape(1, -1)
-    raw = float(np.asarray(model.booster.predict(x, raw_score=True))[0])
-    contrib = np.asarray(model.booster.predict(x, pred_contrib=True))[0]
+    values = row[model.features].to_numpy(dtype=float)
+    x = values.reshape(1, -1)
+    raw = float(np.asarray(model.booster.predict(x, raw_score=True, **ONE_ROW))[0])
+    contrib = np.asarray(model.booster.predict(x, pred_contrib=True, **ONE_ROW))[0]
     p = float(model.calibration.probability(np.array([raw]))[0])
     spec = model.spec
     risk = spec.risk_class(p)
@@ -182,8 +216,8 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     result = ScoreResult(request_id=request_id, product=served.product, model_name=served.model_name,
                          model_version=served.version, index_date=index_date, probability=p,
                          horizon_years=spec.horizon_years, risk_class=risk.name, decision=decision,
-                         premium_loading_pct=loading, knockout=knockout, reasons=reasons(served, row, contrib))
-    features = {f: (None if pd.isna(row[f]) else float(row[f])) for f in model.features}
+                         premium_loading_pct=loading, knockout=knockout, reasons=reasons(served, values, contrib))
+    features = {f: (None if np.isnan(v) else float(v)) for f, v in zip(model.features, values.tolist(), strict=True)}
     return Scored(result=result, features=features, contributions=contrib, raw_score=raw)
 
 

@@ -7,6 +7,7 @@ dropped and counted, never silently labelled negative.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -45,36 +46,63 @@ class Labelled:
 
 
 def _prefix_match(codes: pd.Series, prefixes: list[str]) -> np.ndarray:
+    """Rows whose ";"-separated code list holds a code starting with one of the prefixes. Each
+    distinct list is matched once (a book of a million consultations holds a few thousand), so the
+    cost is the same small one for one applicant's rows and for a whole book's."""
     if not prefixes:
         return np.zeros(len(codes), dtype=bool)
-    pattern = "(?:^|;)(?:" + "|".join(p.replace(".", r"\.") for p in prefixes) + ")"
-    return codes.astype("str").fillna("").str.contains(pattern, regex=True).to_numpy(dtype=bool, na_value=False)
+    rx = re.compile("(?:^|;)(?:" + "|".join(re.escape(p) for p in prefixes) + ")")
+    found, uniques = pd.factorize(codes.to_numpy(dtype=object, na_value=""))
+    hits = np.array([rx.search(str(u)) is not None for u in uniques] + [False], dtype=bool)
+    return hits[found]
+
+
+def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(member id, date) of every record that meets the product's event definition, in no order.
+
+    Plain arrays rather than frames: the online service asks this of one applicant's few rows
+    (is the disease already on record?), where each pandas call would cost more than the answer.
+    """
+    ev = spec.event
+    members: list[np.ndarray] = []
+    dates: list[np.ndarray] = []
+    cons = tables["consultations"]
+    if len(cons):
+        ids, when = cons["member_id"].to_numpy(dtype=object), cons["date"].to_numpy()
+        hit = _prefix_match(cons["icd10_codes"], ev.icd10_prefixes) | _prefix_match(cons["atc_codes"], ev.atc_prefixes)
+        members.append(ids[hit])
+        dates.append(when[hit])
+        if ev.high_readings is not None:
+            r = ev.high_readings
+            sbp = cons["sbp_mmhg"].to_numpy(dtype=float, na_value=np.nan)
+            dbp = cons["dbp_mmhg"].to_numpy(dtype=float, na_value=np.nan)
+            high = np.flatnonzero((sbp >= r.sbp_mmhg) | (dbp >= r.dbp_mmhg))
+            if len(high):  # the count-th high reading of each member, in date order
+                readings = pd.DataFrame({"member_id": ids[high], "date": when[high]}).sort_values(
+                    ["member_id", "date"], kind="stable")
+                nth = readings.groupby("member_id", sort=False).cumcount().to_numpy() + 1
+                members.append(readings["member_id"].to_numpy(dtype=object)[nth == r.count])
+                dates.append(readings["date"].to_numpy()[nth == r.count])
+    labs = tables["lab_results"]
+    if len(labs) and ev.lab_thresholds:
+        test = labs["test"].to_numpy(dtype=object, na_value="")
+        value = labs["value"].to_numpy(dtype=float, na_value=np.nan)
+        hit = np.zeros(len(labs), dtype=bool)
+        for t in ev.lab_thresholds:
+            hit |= (test == t.test) & (value >= t.at_least)
+        members.append(labs["member_id"].to_numpy(dtype=object)[hit])
+        dates.append(labs["date"].to_numpy()[hit])
+    if not members:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype="datetime64[s]")
+    return np.concatenate(members), np.concatenate(dates)
 
 
 def recorded_events(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> pd.Series:
     """Date of each member's first recorded event under the product's definition (members without: absent)."""
-    ev = spec.event
-    dates: list[pd.DataFrame] = []
-    cons = tables["consultations"]
-    if len(cons):
-        hit = _prefix_match(cons["icd10_codes"], ev.icd10_prefixes) | _prefix_match(cons["atc_codes"], ev.atc_prefixes)
-        dates.append(cons.loc[hit, ["member_id", "date"]])
-        if ev.high_readings is not None:
-            r = ev.high_readings
-            high = ((cons["sbp_mmhg"] >= r.sbp_mmhg) | (cons["dbp_mmhg"] >= r.dbp_mmhg)).fillna(False)
-            readings = cons.loc[high.to_numpy(dtype=bool), ["member_id", "date"]].sort_values(
-                ["member_id", "date"], kind="stable")
-            nth = readings.groupby("member_id", sort=False).cumcount() + 1
-            dates.append(readings[nth.to_numpy() == r.count])
-    labs = tables["lab_results"]
-    if len(labs) and ev.lab_thresholds:
-        hit = np.zeros(len(labs), dtype=bool)
-        for t in ev.lab_thresholds:
-            hit |= ((labs["test"] == t.test) & (labs["value"] >= t.at_least)).to_numpy(dtype=bool, na_value=False)
-        dates.append(labs.loc[hit, ["member_id", "date"]])
-    if not dates:
+    members, dates = event_records(tables, spec)
+    if not len(members):
         return pd.Series(dtype="datetime64[s]", name="first_event")
-    allev = pd.concat(dates, ignore_index=True)
+    allev = pd.DataFrame({"member_id": pd.array(members, dtype="str"), "date": dates})
     return allev.groupby("member_id", sort=False)["date"].min().rename("first_event")
 
 
