@@ -30,7 +30,7 @@ LIST_TABLES = ("consultations", "lab_results", "wearable_daily")
 # row costs to score, and under load its threads wait on cores that the server's other requests
 # hold (1.6-3.5 ms against 0.45 ms per predict + pred_contrib, measured here). Each row's score is
 # computed alone, so the thread count does not change a bit of it.
-ONE_ROW = {"num_threads": 1}
+ONE_ROW: dict[str, Any] = {"num_threads": 1}
 
 
 class ApplicantRejected(ValueError):
