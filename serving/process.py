@@ -1,10 +1,12 @@
 """Starting and stopping a real `bentoml serve` process on 127.0.0.1, for the demo and the load bench.
 
-The server runs in its own process group, so stopping it also stops its workers.
+The leader runs in its own process group; its workers start sessions of their own, so stopping
+also kills any worker the leader left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 
 def free_port() -> int:
@@ -45,11 +48,20 @@ def start_server(target: str, env: dict[str, str], log_file: Path, ready_s: floa
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the leader, which stops its workers; then kill any worker left. BentoML's workers run in
+    their own sessions, so the leader's process group does not hold them."""
+    try:
+        workers = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        workers = []
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
     except ProcessLookupError:
-        return
+        pass
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()

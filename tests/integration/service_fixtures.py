@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 
 from features.contracts import load_raw
 from features.synthetic import load_profile, synthesize
@@ -199,19 +200,39 @@ def wait_answering(server: Server, limit_s: float = READY_LIMIT_S) -> None:
     raise RuntimeError(f"nothing answered on {server.url} within {limit_s:.0f} s:\n{server.log_tail()}")
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant. BentoML's workers start their own sessions, so a
+    signal to the leader's process group does not reach them: a worker outlives a killed leader
+    and goes on answering on the inherited socket."""
+    try:
+        leader = psutil.Process(pid)
+        tree = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(tree, timeout=10)
+
+
 def stop_server(server: Server) -> None:
-    """Kill the whole process group (bentoml serve forks workers) and reap the leader."""
+    """Stop the leader (it stops its workers), then kill whatever of the tree is left, and reap."""
+    try:
+        workers = psutil.Process(server.process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        workers = []
     if server.process.poll() is None:
         try:
             os.killpg(server.process.pid, signal.SIGTERM)
             server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
+            kill_tree(server.process.pid)
             server.process.wait(timeout=10)
         except ProcessLookupError:
             pass
-    with contextlib.suppress(ProcessLookupError):  # workers may outlive the leader
-        os.killpg(server.process.pid, signal.SIGKILL)
+    for worker in workers:  # their own sessions: the leader's group signal never reached them
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
 
 
 def post(server: Server, path: str, body: Any = None, *, key: str | None = None, content: bytes | None = None,
