@@ -189,5 +189,6 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
 
 def served_from(product: str, model_name: str, version: str, model: LoadedModel,
                 registry: FeatureRegistry | None = None) -> ServedModel:
-    return ServedModel(product=product, model_name=model_name, version=version, model=model,
-                       registry=registry or default_registry())
+    if registry is None:  # the built-in features, plus the model's own custom ones (features/custom.py)
+        registry = default_registry().extend(model.custom_features) if model.custom_features else default_registry()
+    return ServedModel(product=product, model_name=model_name, version=version, model=model, registry=registry)

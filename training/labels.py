@@ -54,6 +54,8 @@ def _prefix_match(codes: pd.Series, prefixes: list[str]) -> np.ndarray:
 def recorded_events(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> pd.Series:
     """Date of each member's first recorded event under the product's definition (members without: absent)."""
     ev = spec.event
+    if ev is None:  # outcome taken from an extract: no event definition to find in the records
+        return pd.Series(dtype="datetime64[s]", name="first_event")
     dates: list[pd.DataFrame] = []
     cons = tables["consultations"]
     if len(cons):
