@@ -144,6 +144,12 @@ def features_build(
     else:
         spec = load_product(str(product))
         target = out or settings.features_dir / f"{spec.name}.parquet"
+        if spec.outcome == "extract":  # an imported extract labelled by its own outcome column
+            from training.extract_snapshot import build_extract_snapshot
+
+            counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper)
+            console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            return
         if runner == "chunked":
             totals = build_snapshot(data_dir, spec, target, extract_date=extract, pepper=pepper,
                                     chunk_members=chunk_members)
@@ -277,6 +283,62 @@ def demo(
 
     answer = serve_and_score_once(settings, data_dir, log=console.print)
     console.print_json(json.dumps(answer))
+
+
+@app.command("import")
+def import_extract(
+    mapping: Annotated[Path, typer.Option(help="mapping YAML (experiments/mappings/*.yaml): names, units, codes")],
+    out: Annotated[Path, typer.Option(help="raw folder to write; then `features build --data OUT`, `train`")],
+) -> None:
+    """Map an insurer's extract (flat or relational) onto the raw-data contracts, validate it and
+    quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/."""
+    from features.contracts import ContractError
+    from features.extract import import_extract as run_import
+    from features.mapping import load_mapping
+
+    settings = load_settings()
+    try:
+        report = run_import(load_mapping(mapping), mapping, out,
+                            pepper=settings.id_pepper.get_secret_value().encode())
+    except (ValueError, KeyError, FileNotFoundError, ContractError) as err:
+        console.print(f"[red]import failed:[/red] {err}")
+        raise typer.Exit(code=1) from err
+    table = Table(title=f"{report.kind} extract ({report.rows_read:,} rows) -> {out}")
+    for col in ("table", "read", "accepted", "rejected", "member_rejected", "rules broken"):
+        table.add_column(col, justify="left" if col in ("table", "rules broken") else "right")
+    for name, t in report.validation.tables.items():
+        if t.read:
+            table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}",
+                          ", ".join(f"{k} {v:,}" for k, v in t.by_rule.items()) or "-")
+    if report.custom:
+        c = report.custom
+        table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
+    console.print(table)
+    if report.outcomes or report.no_outcome:
+        console.print(f"outcomes: {report.outcomes:,} applicants ({report.positives:,} positive); "
+                      f"{report.no_outcome:,} without an outcome or application date")
+
+
+@data_app.command("example-extract")
+def data_example_extract(
+    data: Annotated[Path, typer.Option(help="synthetic raw folder to take members from")],
+    out: Annotated[Path, typer.Option(help="flat CSV to write (the example insurer's format)")],
+    product: Annotated[str, typer.Option(help="product whose event defines the outcome column")] = "diabetes",
+    year: Annotated[int, typer.Option(help="applications dated at the end of each quarter of this year")] = 2020,
+) -> None:
+    """Write a flat extract in foreign names, units and codes from a synthetic cohort (the own-data example)."""
+    from features.contracts import load_raw
+    from features.synthetic_extract import member_snapshots, write_flat
+    from training.products import load_product
+
+    settings = load_settings()
+    raw, _ = load_raw(data, pepper=settings.id_pepper.get_secret_value().encode())
+    tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
+                                                    "wearable_daily")}
+    dates = [date(year, 3, 31), date(year, 6, 30), date(year, 9, 30), date(year, 12, 31)]
+    snap = member_snapshots(tables, load_product(product), dates)
+    write_flat(snap, out)
+    console.print(f"{len(snap):,} applicants ({int(snap['label'].sum()):,} with the outcome) -> {out}")
 
 
 @app.command("bench")

@@ -8,7 +8,8 @@ direction, reason); `custom_registry` adds them to a copy of the built-in regist
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,15 @@ def custom_names(registry: FeatureRegistry) -> list[str]:
 def empty_measurements() -> pd.DataFrame:
     return pd.DataFrame({"member_id": pd.Series([], dtype="str"), "date": pd.Series([], dtype="datetime64[s]"),
                          "feature": pd.Series([], dtype="str"), "value": pd.Series([], dtype="float64")})
+
+
+def applicant_measurements(applicant_id: str, day: date, values: Mapping[str, float]) -> pd.DataFrame:
+    """One applicant's custom measurements, dated the application date (a flat row's, likewise)."""
+    frame = pd.DataFrame({"member_id": pd.Series([applicant_id] * len(values), dtype="str"),
+                          "date": pd.Series([pd.Timestamp(day)] * len(values), dtype="datetime64[s]"),
+                          "feature": pd.Series(list(values), dtype="str"),
+                          "value": pd.Series(list(values.values()), dtype="float64")})
+    return frame if len(values) else empty_measurements()
 
 
 def custom_features(measurements: pd.DataFrame, pairs: Pairs, names: list[str]) -> dict[str, np.ndarray]:

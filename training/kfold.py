@@ -34,7 +34,8 @@ class CrossValidation:
     repeats: int
     fold_auc: dict[str, list[float]] = field(default_factory=dict)  # per model, one per fold, same folds
     best_iterations: list[int] = field(default_factory=list)
-    oof_raw: np.ndarray | None = None  # LightGBM out-of-fold raw scores of the first repeat
+    rounds: int = 0  # the final model's boosting rounds: the median the folds stopped at
+    oof_raw: np.ndarray | None = None  # out-of-fold raw scores of fixed-round models, for calibration
     chosen: str = "lightgbm"
 
     def mean_auc(self, model: str) -> float:
@@ -44,7 +45,7 @@ class CrossValidation:
         return {"folds": self.folds, "repeats": self.repeats, "chosen": self.chosen,
                 **{f"cv_{m}_roc_auc_mean": self.mean_auc(m) for m in MODELS},
                 **{f"cv_{m}_roc_auc_std": float(np.nanstd(self.fold_auc[m])) for m in MODELS},
-                "fold_auc": self.fold_auc, "best_iterations": self.best_iterations}
+                "fold_auc": self.fold_auc, "best_iterations": self.best_iterations, "rounds": self.rounds}
 
 
 def holdout(frame: pd.DataFrame, config: SmallData, seed: int) -> np.ndarray:
@@ -84,17 +85,22 @@ def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: l
         for k, (tr, va) in enumerate(folds.split(x, y, groups)):
             fit_idx, stop_idx = _inner_split(y[tr], seed + 100 * r + k)
             a, b = tr[fit_idx], tr[stop_idx]
-            booster = fit_booster(x[a], y[a], x[b], y[b], features, monotone, seed, params)
+            booster = fit_booster(x[a], y[a], x[b], y[b], features, monotone, seed, params, metric="binary_logloss")
             cal = PlattCalibrator().fit(np.asarray(booster.predict(x[b], raw_score=True)), y[b])
             raw_va = np.asarray(booster.predict(x[va], raw_score=True))
             cv.fold_auc["lightgbm"].append(safe_auc(y[va], cal.predict_proba(raw_va)[:, 1]))
             cv.best_iterations.append(max(1, booster.num_trees()))
             glm = fit_glm(x[tr], y[tr], seed)
             cv.fold_auc["glm"].append(safe_auc(y[va], glm.predict_proba(x[va])[:, 1]))
-            if r == 0:
-                oof[va] = raw_va
             bar.update(1)
     bar.close()
+    # The final model's calibration: out-of-fold raw scores of models built exactly as the final one
+    # (all of each fold's training rows, the same fixed number of rounds), so their scale matches it.
+    cv.rounds = int(np.median(cv.best_iterations))
+    first = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=seed)
+    for tr, va in first.split(x, y, groups):
+        oof[va] = np.asarray(fit_final(x[tr], y[tr], features, monotone, params, cv.rounds, seed).predict(
+            x[va], raw_score=True))
     cv.oof_raw = oof
     cv.chosen = "lightgbm" if cv.mean_auc("lightgbm") > cv.mean_auc("glm") else "glm"
     return cv

@@ -46,7 +46,7 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
     exp_id = experiment(f"chronorisk-{spec.name}", artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{spec.name}-kfold-seed{seed}") as run:
         cv = cross_validate(x_dev, y_dev, dev["member_id"].to_numpy(), features, monotone, cfg, chosen, seed)
-        rounds = int(np.median(cv.best_iterations))
+        rounds = cv.rounds
         booster = fit_final(x_dev, y_dev, features, monotone, chosen, rounds, seed)
         assert cv.oof_raw is not None
         calibrator = PlattCalibrator().fit(cv.oof_raw, y_dev)  # out-of-fold scores: never in-sample
