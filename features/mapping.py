@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.contracts import CONTRACTS, TABLES
 from features.registry import FeatureSpec
@@ -90,6 +90,13 @@ class CustomFeature(_Strict):
     reason: str = Field(description="plain-language reason text with a {value} placeholder")
     range: tuple[float, float] | None = Field(None, description="plausible values (inclusive); others are "
                                                                  "quarantined as out_of_range")
+
+    @field_validator("reason")
+    @classmethod
+    def _placeholder(cls, v: str) -> str:
+        if "{value}" not in v:
+            raise ValueError("reason text needs a {value} placeholder for the measured value")
+        return v
 
     def spec(self, name: str) -> FeatureSpec:
         return FeatureSpec(name, "custom", self.unit, self.description, self.direction, self.reason)
