@@ -341,6 +341,47 @@ def data_example_extract(
     console.print(f"{len(snap):,} applicants ({int(snap['label'].sum()):,} with the outcome) -> {out}")
 
 
+@app.command("byod-example")
+def byod_example(
+    members: Annotated[int, typer.Option(help="members in the synthetic cohort the example extract is cut from")
+                       ] = 4_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    mapping: Annotated[Path, typer.Option(help="the example mapping")] = Path("experiments/mappings/example_flat.yaml"),
+    product: Annotated[str, typer.Option(help="the product learning from the extract's outcome column")
+                       ] = "byod_diabetes",
+) -> None:
+    """Own data end to end: an insurer-style flat extract, import, features, k-fold training, gate, one request."""
+    from features.mapping import load_mapping
+
+    settings = load_settings()
+    root = Path("data/byod")
+    source = load_mapping(mapping).source.path
+    console.rule("1. a flat extract in the insurer's names, units and codes (cut from a synthetic cohort)")
+    data_synth(members=members, seed=seed, out=root / "synth", profile=None, workers=2, file_format="parquet")
+    data_example_extract(data=root / "synth", out=source, product="diabetes", year=2020)
+    console.rule(f"2. chronorisk import --mapping {mapping} --out {root / 'raw'}")
+    import_extract(mapping=mapping, out=root / "raw")
+    console.rule("3. the snapshot: features as of the day after each application, the extract's outcome")
+    features_build(product=product, index_date=None, history_days=None, data=root / "raw", out=None,
+                   chunk_members=20_000, runner="chunked", workers=2)
+    console.rule("4. training (repeated k-fold below the product's small_data.max_rows)")
+    train(product=product, snapshot=None, seed=seed, tune=0)
+    console.rule("5. promotion gate")
+    try:
+        promote(product=product, to=None)
+    except typer.Exit:
+        console.print("[yellow]the gate refused the challenger (reasons above). The example sets it champion by "
+                      "hand (`promote --to challenger`, logged like any rollback) only so the flow can reach the "
+                      "server; with an insurer's data, read the reasons instead.[/yellow]")
+        promote(product=product, to="challenger")
+    # TODO(issue 6): run `chronorisk report` on the product here once that command exists.
+    console.rule("6. the BentoML service: one real request for an imported applicant")
+    from serving.demo import imported_request, serve_and_score
+
+    answer = serve_and_score(settings, product, imported_request(settings, root / "raw", product), log=console.print)
+    console.print_json(json.dumps(answer))
+
+
 @app.command("bench")
 def bench(
     name: Annotated[list[str] | None, typer.Option("--name", help="bench to run (repeatable); default: all")] = None,

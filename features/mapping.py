@@ -126,7 +126,8 @@ class ExtractMapping(_Strict):
             for col, cmap in tmap.columns.items():
                 where = f"tables.{table}.columns.{col}"
                 if col not in allowed:
-                    raise ValueError(f"{where}: not a column of the {table} contract; known: {', '.join(sorted(allowed))}")
+                    known = ", ".join(sorted(allowed))
+                    raise ValueError(f"{where}: not a column of the {table} contract; known: {known}")
                 _check_unit(where, table, col, cmap, self.kind)
             if self.kind == "relational" and tmap.file is None:
                 raise ValueError(f"tables.{table}.file: a relational extract names each table's file")

@@ -47,7 +47,8 @@ def example_mapping_for(csv: Path, folder: Path) -> Path:
 
 def build_own_data(root: Path) -> OwnData:
     cohort = root / "synth"
-    synthesize(members=MEMBERS, seed=SEED, out_dir=cohort, profile=load_profile(Path("experiments/profiles/default.yaml")))
+    synthesize(members=MEMBERS, seed=SEED, out_dir=cohort,
+               profile=load_profile(Path("experiments/profiles/default.yaml")))
     raw, _ = load_raw(cohort, pepper=PEPPER)
     tables = {name: getattr(raw, name) for name in RAW_TABLES}
     snaps = member_snapshots(tables, load_product("diabetes"), APPLICATION_DATES, seed=SEED)

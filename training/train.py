@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.pseudonym import member_refs
 from features.custom import custom_registry
+from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, FeatureSpec, default_registry
 from training import plots
 from training.artifacts import sha256_file, write_bundle
