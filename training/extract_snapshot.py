@@ -9,6 +9,7 @@ the built-in ones (the snapshot's metadata carries their registry entries to tra
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from features.contracts import load_raw
 from features.custom import CUSTOM_TABLE, custom_registry, validate_measurements
 from features.extract import read_imported
 from features.pointintime import KEY
-from features.registry import FeatureSpec
+from features.registry import FeatureRegistry, FeatureSpec
 from features.runners import stream_to_parquet
 from training.products import ProductSpec
 from training.snapshot import SEGMENT_COLUMNS
@@ -64,3 +65,16 @@ def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepp
     stream_to_parquet([rows], out, meta)
     return {"outcomes": len(outcomes), "rows": len(rows), "positives": int(rows["label"].sum()),
             "members_rejected_by_contracts": len(outcomes) - len(labelled)}
+
+
+def imported_features_at(data_dir: Path, index_date: date, registry: FeatureRegistry,
+                         pepper: bytes) -> pd.DataFrame:
+    """Features (custom ones included) of every member of an imported folder enrolled on `index_date`:
+    `chronorisk score --data` on an import, whose custom measurements the chunked runner does not read."""
+    tables, _, _ = imported_tables(data_dir, pepper)
+    members = tables["members"]
+    t = pd.Timestamp(index_date)
+    end = members["enrollment_end"]
+    enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+    pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
+    return compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)

@@ -126,6 +126,9 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
         glm_auc = float(run.data.metrics.get("cv_glm_roc_auc_mean", float("nan")))
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
     ok, reasons = judge(chal, champ, glm_auc, config, leakage, cv_auc)
+    if run.data.tags.get("model_choice") == "glm":  # the bundle holds LightGBM; the folds preferred the GLM
+        ok = False
+        reasons.insert(0, "the folds chose the GLM over LightGBM; a LightGBM bundle is not promoted over it")
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
                       compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc})
     if ok:

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from own_data_fixtures import PEPPER as IMPORT_PEPPER
 from service_fixtures import PEPPER, Server, post, service_env, start_server, stop_server, wait_ready
@@ -115,3 +117,16 @@ def test_a_model_without_custom_features_refuses_custom_measurements(scoring_ser
     answer = post(scoring_server, "/score", {"product": "diabetes", "applicant": applicant}, key=api_keys.diabetes)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "applicant.custom_measurements.skinfold_mm"
+
+
+def test_batch_scoring_of_an_imported_folder_reads_its_custom_measurements(byod_store, own_data, tmp_path):
+    from chronorisk.settings import Settings
+    from serving.batch import score_folder
+
+    settings = Settings(MLFLOW_TRACKING_URI=byod_store[0], id_pepper=IMPORT_PEPPER.decode())
+    counts = score_folder(settings, PRODUCT, "champion", own_data.imported, date(2021, 1, 1), tmp_path / "s.parquet")
+    scored = pd.read_parquet(tmp_path / "s.parquet").set_index("member_id")
+    assert counts["scored"] == len(own_data.snapshots)  # every applicant applied in 2020
+    snap = own_data.snapshots.set_index("member_id")
+    np.testing.assert_array_equal(scored["skinfold_mm"].to_numpy(), snap.loc[scored.index, "skinfold_mm"].to_numpy())
+    assert scored["probability"].between(0, 1).all()
