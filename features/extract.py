@@ -27,14 +27,12 @@ from features.custom import CUSTOM_TABLE, empty_measurements, validate_measureme
 from features.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, TableMap
 from features.pointintime import YEAR_DAYS
 from features.quarantine import QUARANTINE_DIR
-from features.units import read_raw_file
+from features.units import CANONICAL_UNIT, read_raw_file
 
 EXTRACT_DIR = "_extract"
 MAPPING_FILE = "mapping.yaml"
 OUTCOMES_FILE = "outcomes.parquet"
 CUSTOM_FILE = f"{CUSTOM_TABLE}.parquet"
-FLAT_CONSULTATION = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "smoking_status", "channel",
-                     "icd10_codes", "atc_codes")
 
 
 @dataclass
@@ -155,7 +153,7 @@ def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
         for test, cmap in mapping.tables["lab_results"].columns.items():
             values = _column(frame, cmap, f"tables.lab_results.columns.{test}").reset_index(drop=True)
             rows.append(pd.DataFrame({"member_id": ids, "date": app, "test": test, "value": values,
-                                      "unit": cmap.unit or _canonical_unit(test)})[values.notna().to_numpy()])
+                                      "unit": cmap.unit or CANONICAL_UNIT[test]})[values.notna().to_numpy()])
         tables["lab_results"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
     outcomes = pd.DataFrame({"member_id": ids, "index_date": app_day + timedelta(days=1)})
@@ -171,24 +169,15 @@ def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
         known = raw.notna() & app_day.notna()
         no_outcome = int((~known).sum())
         outcomes = outcomes.assign(label=positive.astype("int8"))[known.to_numpy()].reset_index(drop=True)
-    custom = [pd.DataFrame({"member_id": ids, "date": app, "feature": name,
-                            "value": frame[c.column].reset_index(drop=True).astype("str")})
-              for name, c in mapping.custom_features.items() if _has(frame, c.column, name)]
+    custom = []
+    for name, c in mapping.custom_features.items():
+        if c.column not in frame.columns:
+            raise KeyError(f"custom_features.{name}.column: the extract has no column {c.column!r}")
+        custom.append(pd.DataFrame({"member_id": ids, "date": app, "feature": name,
+                                    "value": frame[c.column].reset_index(drop=True).astype("str")}))
     custom_frame = pd.concat(custom, ignore_index=True) if custom else empty_measurements()
     custom_frame = custom_frame[custom_frame["value"].notna() & (custom_frame["value"] != "nan")]
     return FlatParts(tables, outcomes, custom_frame.reset_index(drop=True)[CUSTOM_COLUMNS], no_outcome)
-
-
-def _has(frame: pd.DataFrame, column: str, name: str) -> bool:
-    if column not in frame.columns:
-        raise KeyError(f"custom_features.{name}.column: the extract has no column {column!r}")
-    return True
-
-
-def _canonical_unit(test: str) -> str:
-    from features.units import CANONICAL_UNIT
-
-    return CANONICAL_UNIT[test]
 
 
 def _latest_date(tables: dict[str, pd.DataFrame]) -> date:
@@ -252,8 +241,6 @@ def import_extract(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pe
 
 def read_imported(data_dir: Path) -> tuple[ExtractMapping, pd.DataFrame | None, pd.DataFrame]:
     """An imported folder's mapping, outcomes (None without an outcome column) and raw custom measurements."""
-    from features.mapping import ExtractMapping
-
     extract = Path(data_dir) / EXTRACT_DIR
     if not (extract / MAPPING_FILE).exists():
         raise FileNotFoundError(f"{data_dir} was not written by `chronorisk import` (no {EXTRACT_DIR}/{MAPPING_FILE})")

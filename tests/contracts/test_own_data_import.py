@@ -244,3 +244,18 @@ def test_a_relational_extract_with_renamed_tables_and_columns_gives_the_same_fea
     for name in default_registry().names():
         same = np.isclose(got[name], want[name], rtol=1e-12, atol=1e-12, equal_nan=True)
         assert same.all(), f"{name}: {int((~same).sum())} members differ"
+
+
+def test_an_age_column_stands_in_for_the_birth_date(tmp_path):
+    csv = tmp_path / "rows.csv"
+    pd.DataFrame([{**{k: v for k, v in GOOD.items() if k != "DOB"}, "AgeAtApp": 47}]).to_csv(csv, index=False)
+    raw = yaml.safe_load(Path("experiments/mappings/example_flat.yaml").read_text())
+    raw["source"]["path"] = str(csv)
+    raw["tables"]["members"]["columns"]["birth_date"] = {"column": "AgeAtApp", "unit": "years"}
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(yaml.safe_dump(raw))
+    import_extract(load_mapping(mapping), mapping, tmp_path / "out", pepper=PEPPER)
+    tables, specs, _ = imported_tables(tmp_path / "out", PEPPER)
+    row = compute_features(tables, pd.DataFrame({"member_id": ["A-1"], "index_date": [pd.Timestamp("2021-05-16")]}),
+                           custom_registry(specs)).iloc[0]
+    assert row["age_years"] == pytest.approx(47 + 1 / 365.25, abs=1 / 365.25)  # 47 at application, a day later
