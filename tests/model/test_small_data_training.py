@@ -90,3 +90,22 @@ def test_the_gate_compares_with_the_glm_on_the_cross_validated_folds(trained):
     assert verdict.compared["glm_roc_auc"] == glm
     assert any(f"cross-validated AUC {mine:.4f}" in r and f"GLM's {glm:.4f} on the same folds" in r
                for r in verdict.reasons)
+
+
+def test_a_small_event_product_keeps_its_out_of_time_test_split(own_data, tmp_path):
+    from datetime import date
+
+    from training.snapshot import build_snapshot
+
+    spec = load_product("diabetes")
+    snapshot = tmp_path / "diabetes.parquet"
+    build_snapshot(own_data.cohort, spec, snapshot, extract_date=date(2024, 12, 31), pepper=PEPPER, progress=False)
+    frame = read_snapshot(snapshot)
+    assert len(frame) < spec.small_data.max_rows
+    client = connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = train_product(spec, snapshot, artifact_root=tmp_path / "mlartifacts", pepper=PEPPER, seed=5,
+                           register_model=False)
+    assert client.get_run(result.run_id).data.tags["training_mode"] == "kfold"
+    logged = pd.read_parquet(client.download_artifacts(result.run_id, TEST_SET_ARTIFACT))
+    test_rows = frame[frame["index_date"] == pd.Timestamp("2021-01-01")]
+    assert sorted(logged["member_ref"]) == sorted(member_refs(test_rows["member_id"], PEPPER))
