@@ -1,5 +1,6 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
+#            MAPPING=<mapping yaml>  OUT=<raw folder>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -13,8 +14,12 @@ DATA    ?= data/synth
 BENCH   ?=
 TO      ?=
 TUNE    ?=
+MAPPING ?= experiments/mappings/example_flat.yaml
+OUT     ?= data/byod/raw
+BYOD_MEMBERS ?= 4000
 
-.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean
+.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean \
+        byod-example import
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -64,6 +69,12 @@ retrain: install ## data check, features, train, evaluate, promote for PRODUCT (
 
 serve: install ## start the BentoML scoring service on 127.0.0.1:3000
 	$(CLI) serve
+
+byod-example: install ## own data end to end: flat extract, import, k-fold training, gate, one request (BYOD_MEMBERS)
+	$(CLI) byod-example --members $(BYOD_MEMBERS) --seed $(SEED)
+
+import: install ## map an insurer's extract onto the contracts: MAPPING=<yaml> OUT=<folder>
+	$(CLI) import --mapping $(MAPPING) --out $(OUT)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.consultations import consultation_features
+from features.custom import CUSTOM_TABLE, custom_features, custom_names, empty_measurements
 from features.demographics import demographic_features
 from features.labs import lab_features
 from features.pointintime import Pairs, index_frame
@@ -41,6 +42,9 @@ def compute_features(tables: Mapping[str, pd.DataFrame], pairs: pd.DataFrame,
     columns: dict[str, np.ndarray] = {}
     for name, fn in GROUPS:
         columns.update(fn(tables[name], prepared))
+    custom = custom_names(registry)
+    if custom:  # a data set's own measurements (features/custom.py), when its registry declares any
+        columns.update(custom_features(tables.get(CUSTOM_TABLE, empty_measurements()), prepared, custom))
     missing = [n for n in registry.names() if n not in columns]
     if missing:
         raise KeyError(f"registry features with no function computing them: {missing}")

@@ -18,9 +18,11 @@ import pandas as pd
 
 from chronorisk.settings import Settings
 from features.contracts import extract_date_of
+from features.extract import EXTRACT_DIR
 from features.runners import build_features_at
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
+from training.extract_snapshot import imported_features_at
 
 
 def load_served(settings: Settings, product: str, version: str) -> ServedModel:
@@ -65,15 +67,23 @@ def score_requests(settings: Settings, product: str, version: str, source: Path,
 def score_folder(settings: Settings, product: str, version: str, data_dir: Path, index_date: date,
                  out: Path) -> dict[str, int]:
     served = load_served(settings, product, version)
+    pepper = settings.id_pepper.get_secret_value().encode()
+    if (Path(data_dir) / EXTRACT_DIR).is_dir():  # an import: its custom measurements live beside the tables
+        frame = imported_features_at(data_dir, index_date, served.registry, pepper)
+        return _score_frame(served, frame, out, len(frame))
     features_path = out.with_suffix(".features.parquet")
     totals = build_features_at(data_dir, index_date, features_path, extract_date=extract_date_of(data_dir),
-                               pepper=settings.id_pepper.get_secret_value().encode())
+                               pepper=pepper)
     frame = pd.read_parquet(features_path)
+    features_path.unlink()
+    return _score_frame(served, frame, out, totals.counts.get("members", 0))
+
+
+def _score_frame(served: ServedModel, frame: pd.DataFrame, out: Path, members: int) -> dict[str, int]:
     model = served.model
     raw = np.asarray(model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True))
     frame["probability"] = model.calibration.probability(raw)
     frame["risk_class"] = [model.spec.risk_class(p).name for p in frame["probability"]]
     frame["model_version"] = served.version
     frame.to_parquet(out, index=False)
-    features_path.unlink()
-    return {"members": totals.counts.get("members", 0), "scored": len(frame)}
+    return {"members": members, "scored": len(frame)}

@@ -53,3 +53,41 @@ def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -
         return dict(answer.json())
     finally:
         stop_server(proc)
+
+
+def imported_request(settings: Settings, data_dir: Path, product: str) -> dict[str, Any]:
+    """A /score body for the first applicant of an imported flat extract: the examination and labs
+    of the application date, and the custom measurements the model was trained with."""
+    from serving.examples import applicant_request
+    from training.extract_snapshot import imported_tables
+
+    tables, _, _ = imported_tables(data_dir, settings.id_pepper.get_secret_value().encode())
+    custom = tables.pop("custom_measurements")
+    member = str(custom["member_id"].iloc[0]) if len(custom) else str(tables["members"]["member_id"].iloc[0])
+    row = tables["members"].set_index("member_id").loc[member]
+    body = applicant_request(tables, member, row["enrollment_start"].date())
+    mine = custom[custom["member_id"] == member]
+    body["custom_measurements"] = {str(f): float(v) for f, v in zip(mine["feature"], mine["value"], strict=True)}
+    return {"product": product, "applicant": body}
+
+
+def serve_and_score(settings: Settings, product: str, body: dict[str, Any], log: Any = print,
+                    name: str = "byod") -> dict[str, Any]:
+    """Start the real server for one product, send `body` to /score with a fresh key, stop the server."""
+    from serving.keys import KeyStore
+    from serving.process import start_server, stop_server
+
+    key, _ = KeyStore(settings.keys_file).create(f"make-{name}-example", [product])
+    Path("data").mkdir(exist_ok=True)
+    payload = json.dumps(body).encode()
+    Path(f"data/{name}_request.json").write_bytes(payload)
+    env = {**os.environ, "CHRONORISK_SERVE_PRODUCTS": product}
+    proc, url = start_server("serving.service:ChronoriskService", env, Path(f"data/{name}_server.log"))
+    try:
+        log(f"server ready on {url}; POST /score with the body in data/{name}_request.json")
+        answer = httpx.post(f"{url}/score", content=payload, timeout=60,
+                            headers={"X-API-Key": key, "Content-Type": "application/json"})
+        log(f"HTTP {answer.status_code}")
+        return dict(answer.json())
+    finally:
+        stop_server(proc)

@@ -33,6 +33,8 @@ class _Strict(BaseModel):
 
 
 Family = Literal["none", "second_degree", "first_degree"]
+CustomName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Icd10 = Annotated[str, StringConstraints(pattern=rf"^{ICD10}$")]
 Atc = Annotated[str, StringConstraints(pattern=rf"^{ATC}$")]
 
@@ -109,6 +111,11 @@ class Applicant(_Strict):
     lab_results: list[LabResult] = Field(default_factory=list, max_length=LIMITS["lab_results"])
     wearable_daily: list[WearableDay] = Field(default_factory=list, max_length=LIMITS["wearable_daily"],
                                               description="daily records; empty when the applicant has no device")
+    custom_measurements: dict[CustomName, FiniteFloat] = Field(
+        default_factory=dict, max_length=50,
+        description="a model trained on an insurer's own data may use its own measurements (custom features, "
+                    "e.g. skinfold_mm): name -> value taken at application, in the unit the data set's mapping "
+                    "declares (GET /products lists them); a name the model does not know is refused")
 
 
 class Reason(BaseModel):

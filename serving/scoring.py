@@ -16,6 +16,7 @@ import pandas as pd
 
 from features.build import compute_features
 from features.contracts import validate_tables
+from features.custom import CUSTOM_TABLE, applicant_measurements
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import Applicant, ApplicantError, Reason, ScoreResult
 from training.artifacts import LoadedModel
@@ -197,6 +198,8 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
                     pepper: bytes) -> Scored:
     """Score one applicant as of the day after the application date."""
     tables = accepted_tables(applicant, today, pepper)
+    if applicant.custom_measurements or served.model.custom_features:  # a data set's own features
+        tables[CUSTOM_TABLE] = custom_table(served, applicant)
     index_date = applicant.questionnaire.application_date + timedelta(days=1)
     row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
     model = served.model
@@ -221,7 +224,22 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     return Scored(result=result, features=features, contributions=contrib, raw_score=raw)
 
 
+def custom_table(served: ServedModel, applicant: Applicant) -> pd.DataFrame:
+    """The request's custom measurements as the long table the custom features read; a name the
+    model was not trained with is refused (a typo must not score as 'not recorded')."""
+    known = [s.name for s in served.model.custom_features]
+    unknown = sorted(set(applicant.custom_measurements) - set(known))
+    if unknown:
+        raise ApplicantRejected([ApplicantError(
+            field=f"applicant.custom_measurements.{name}", rule="unknown_feature",
+            message=f"model {served.model_name} v{served.version} has custom features {known or 'none'}")
+            for name in unknown])
+    return applicant_measurements(applicant.applicant_id, applicant.questionnaire.application_date,
+                                  applicant.custom_measurements)
+
+
 def served_from(product: str, model_name: str, version: str, model: LoadedModel,
                 registry: FeatureRegistry | None = None) -> ServedModel:
-    return ServedModel(product=product, model_name=model_name, version=version, model=model,
-                       registry=registry or default_registry())
+    if registry is None:  # the built-in features, plus the model's own custom ones (features/custom.py)
+        registry = default_registry().extend(model.custom_features) if model.custom_features else default_registry()
+    return ServedModel(product=product, model_name=model_name, version=version, model=model, registry=registry)

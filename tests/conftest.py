@@ -125,3 +125,11 @@ def write_folder() -> Callable[..., Path]:
 @pytest.fixture
 def pepper() -> bytes:
     return b"test-pepper-not-a-secret"
+
+
+@pytest.fixture(scope="session")
+def own_data(tmp_path_factory):
+    """A flat insurer-style extract made from a small synthetic cohort, imported (tests/own_data_fixtures.py)."""
+    from own_data_fixtures import build_own_data
+
+    return build_own_data(tmp_path_factory.mktemp("own-data"))

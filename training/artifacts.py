@@ -12,12 +12,13 @@ import hashlib
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
 import yaml
 
+from features.registry import FeatureSpec
 from training.calibration import Calibration, PlattCalibrator
 from training.products import ProductSpec
 
@@ -42,6 +43,7 @@ class LoadedModel:
     monotone: list[int]
     spec: ProductSpec
     hashes: dict[str, str]
+    custom_features: list[FeatureSpec] = field(default_factory=list)  # a data set's own features, if any
 
 
 def sha256_file(path: Path) -> str:
@@ -53,12 +55,16 @@ def sha256_file(path: Path) -> str:
 
 
 def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator, features: list[str],
-                 monotone: list[int], spec: ProductSpec) -> dict[str, str]:
-    """Write the four files; return their SHA-256 by file name."""
+                 monotone: list[int], spec: ProductSpec, custom: list[FeatureSpec] | None = None) -> dict[str, str]:
+    """Write the four files; return their SHA-256 by file name. `custom` are the registry entries of
+    a data set's own features (features/custom.py): the service needs their reason texts."""
     folder.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(folder / MODEL_FILE))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
-    (folder / FEATURES_FILE).write_text(json.dumps({"features": features, "monotone": monotone}, indent=2) + "\n")
+    listing: dict[str, object] = {"features": features, "monotone": monotone}
+    if custom:
+        listing["custom_features"] = [asdict(s) for s in custom]
+    (folder / FEATURES_FILE).write_text(json.dumps(listing, indent=2) + "\n")
     (folder / PRODUCT_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     return {name: sha256_file(folder / name) for name in BUNDLE_FILES}
 
@@ -103,8 +109,9 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
     spec = ProductSpec.model_validate(yaml.safe_load((folder / PRODUCT_FILE).read_text()))
     if booster.feature_name() != feats["features"]:
         raise ModelLoadError(f"{folder}: the model's features differ from features.json")
+    custom = [FeatureSpec(**entry) for entry in feats.get("custom_features", [])]
     return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
-                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected))
+                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected), custom_features=custom)
 
 
 def hash_tags(hashes: dict[str, str]) -> dict[str, str]:

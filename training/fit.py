@@ -39,13 +39,13 @@ def monotone_vector(features: list[str], directions: dict[str, int], overrides: 
 
 def fit_booster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                 features: list[str], monotone: list[int], seed: int,
-                params: dict[str, Any] | None = None) -> lgb.Booster:
-    """Train with early stopping on the validation rows; the booster keeps its best iteration only."""
-    p = {**DEFAULT_PARAMS, **(params or {})}
+                params: dict[str, Any] | None = None, metric: str = "auc") -> lgb.Booster:
+    """Train with early stopping on the validation rows; the booster keeps its best iteration only.
+    `metric` is what stopping watches (small folds stop on log loss: AUC on a dozen events is too jumpy)."""
+    p = {**DEFAULT_PARAMS, **DETERMINISM, **(params or {})}  # params may set num_threads (small data: 1)
     rounds = int(p.pop("num_boost_round"))
     stop = int(p.pop("early_stopping_rounds"))
-    p.update(DETERMINISM)
-    p.update({"seed": seed, "monotone_constraints": monotone, "metric": "auc"})
+    p.update({"seed": seed, "monotone_constraints": monotone, "metric": metric})
     train = lgb.Dataset(x_train, label=y_train, feature_name=features, free_raw_data=False)
     valid = lgb.Dataset(x_val, label=y_val, reference=train, feature_name=features, free_raw_data=False)
     booster = lgb.train(p, train, num_boost_round=rounds, valid_sets=[valid], valid_names=["validation"],

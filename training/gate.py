@@ -44,8 +44,9 @@ class Verdict:
 
 
 def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_auc: float, config: GateConfig,
-          leakage_alarm: bool) -> tuple[bool, list[str]]:
-    """The rules, as a pure function of the figures compared."""
+          leakage_alarm: bool, cv_auc: float | None = None) -> tuple[bool, list[str]]:
+    """The rules, as a pure function of the figures compared. `cv_auc` (k-fold runs): the challenger's
+    cross-validated AUC, then compared with the GLM's on the same repeated folds (`glm_auc`)."""
     reasons: list[str] = []
     ok = True
     if leakage_alarm:
@@ -61,11 +62,13 @@ def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_a
         reasons.append(f"ECE {challenger['ece']:.4f} above {config.max_ece}")
     auc = challenger["roc_auc"]
     if champion is None:
-        if auc > glm_auc:
-            reasons.append(f"no champion yet: AUC {auc:.4f} beats the GLM's {glm_auc:.4f}")
+        mine, where = (auc, "") if cv_auc is None else (cv_auc, "cross-validated ")
+        same = "" if cv_auc is None else " on the same folds"
+        if mine > glm_auc:
+            reasons.append(f"no champion yet: {where}AUC {mine:.4f} beats the GLM's {glm_auc:.4f}{same}")
         else:
             ok = False
-            reasons.append(f"no champion yet and AUC {auc:.4f} does not beat the GLM's {glm_auc:.4f}")
+            reasons.append(f"no champion yet and {where}AUC {mine:.4f} does not beat the GLM's {glm_auc:.4f}{same}")
     elif auc >= champion["roc_auc"] + config.auc_margin:
         reasons.append(f"AUC {auc:.4f} beats the champion's {champion['roc_auc']:.4f} by at least "
                        f"{config.auc_margin}")
@@ -117,8 +120,15 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     if before is not None and before.version != challenger.version:
         champ = metrics(y, score(fetch(client, before), test))
     glm_auc = float(run.data.metrics.get("test_glm_roc_auc", float("nan")))
+    cv_auc = None
+    if run.data.tags.get("training_mode") == "kfold":  # decision 10: on the same repeated folds
+        cv_auc = float(run.data.metrics.get("cv_lightgbm_roc_auc_mean", float("nan")))
+        glm_auc = float(run.data.metrics.get("cv_glm_roc_auc_mean", float("nan")))
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
-    ok, reasons = judge(chal, champ, glm_auc, config, leakage)
+    ok, reasons = judge(chal, champ, glm_auc, config, leakage, cv_auc)
+    if run.data.tags.get("model_choice") == "glm":  # the bundle holds LightGBM; the folds preferred the GLM
+        ok = False
+        reasons.insert(0, "the folds chose the GLM over LightGBM; a LightGBM bundle is not promoted over it")
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
                       compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc})
     if ok:

@@ -64,6 +64,8 @@ def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tupl
     (is the disease already on record?), where each pandas call would cost more than the answer.
     """
     ev = spec.event
+    if ev is None:  # outcome taken from an extract: no event definition to find in the records
+        return np.zeros(0, dtype=object), np.zeros(0, dtype="datetime64[s]")
     members: list[np.ndarray] = []
     dates: list[np.ndarray] = []
     cons = tables["consultations"]

@@ -88,15 +88,29 @@ class GateConfig(_Strict):
     max_ece: float = Field(0.02, gt=0)
 
 
+class SmallData(_Strict):
+    """Below `max_rows` labelled rows, training uses repeated stratified k-fold (training/kfold.py)."""
+
+    max_rows: int = Field(5000, ge=0, description="k-fold below this many labelled rows (0: never)")
+    folds: int = Field(5, ge=2, le=20)
+    repeats: int = Field(3, ge=1, le=20)
+    test_fraction: float = Field(0.25, gt=0, lt=0.6, description="held out before any model choice, for an "
+                                                                   "extract without an out-of-time test split")
+    lambda_l2: float = Field(20.0, ge=0, description="LightGBM L2 penalty in k-fold mode (strong regularisation)")
+    min_child_samples: int = Field(30, ge=5, description="LightGBM leaf size in k-fold mode")
+
+
 class ProductSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
     disease: str
     horizon_years: int = Field(ge=1, le=20)
-    event: EventDefinition
+    outcome: Literal["event", "extract"] = Field("event", description="event: labels from the event definition; "
+                                                 "extract: from the imported extract's outcome column")
+    event: EventDefinition | None = None
     exclusions: Exclusions = Field(default_factory=Exclusions)
-    index_dates: list[date] = Field(min_length=1)
-    split: Split
+    index_dates: list[date] = Field(default_factory=list)
+    split: Split | None = None
     features: Literal["all"] | list[str] = "all"
     exclude_features: list[str] = Field(default_factory=list)
     monotone_overrides: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
@@ -107,9 +121,16 @@ class ProductSpec(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     reason_count: int = Field(5, ge=3, le=5, description="reasons returned per score: the features pushing risk up "
                                                         "most (fewer if fewer push up)")
+    small_data: SmallData = Field(default_factory=SmallData)
 
     @model_validator(mode="after")
     def _split_covers_index_dates(self) -> ProductSpec:
+        if self.outcome == "extract":  # one snapshot per member, labelled by the extract itself
+            if self.split is not None or self.index_dates:
+                raise ValueError("outcome: extract takes its index dates from the extract; drop index_dates and split")
+            return self
+        if self.event is None or self.split is None or not self.index_dates:
+            raise ValueError("event, index_dates and split are required unless outcome is extract")
         split_dates = [*self.split.train, *self.split.validation, *self.split.test]
         if sorted(split_dates) != sorted(self.index_dates):
             raise ValueError("split: train, validation and test must together list exactly the index_dates")
@@ -142,6 +163,8 @@ class ProductSpec(_Strict):
         return [f for f in available if f in set(chosen) and f not in excluded]
 
     def split_of(self, index_date: date) -> str:
+        if self.split is None:
+            raise ValueError(f"product {self.name} has no out-of-time split (outcome: extract)")
         for part in ("train", "validation", "test"):
             if index_date in getattr(self.split, part):
                 return part

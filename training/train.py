@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.custom import custom_registry
 from features.pseudonym import member_refs
-from features.registry import default_registry
+from features.registry import FeatureRegistry, FeatureSpec, default_registry
 from training import plots
 from training.artifacts import sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
@@ -96,14 +97,26 @@ def tune(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
     return dict(study.best_params)
 
 
+def registry_of(meta: dict[str, Any]) -> FeatureRegistry:
+    """The built-in registry, plus the custom features an imported snapshot declares in its metadata."""
+    custom = [FeatureSpec(**spec) for spec in meta.get("custom_features") or []]
+    return custom_registry(custom) if custom else default_registry()
+
+
 def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pepper: bytes, seed: int = 7,
                   params: dict[str, Any] | None = None, tune_trials: int = 0, register_model: bool = True,
                   run_name: str | None = None) -> TrainResult:
     """Train, evaluate and log one run; MLflow's tracking URI must already be set."""
     frame = read_snapshot(snapshot)
     meta: dict[str, Any] = snapshot_meta(snapshot)
-    features = spec.feature_names(list(meta.get("features") or default_registry().names()))
-    monotone = monotone_vector(features, default_registry().directions(), dict(spec.monotone_overrides))
+    registry = registry_of(meta)
+    features = spec.feature_names(list(meta.get("features") or registry.names()))
+    monotone = monotone_vector(features, registry.directions(), dict(spec.monotone_overrides))
+    if len(frame) < spec.small_data.max_rows:  # small data: repeated k-fold (training/train_small.py)
+        from training.train_small import train_small
+
+        return train_small(spec, snapshot, frame, meta, features, monotone, artifact_root=artifact_root,
+                           pepper=pepper, seed=seed, params=params, register_model=register_model, run_name=run_name)
     parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
     empty = [name for name, part in parts.items() if part.empty or part["label"].sum() == 0]
     if empty:
@@ -146,7 +159,8 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
         version = None
         if register_model:
             with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec)
+                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec,
+                                      [registry[f] for f in features if registry[f].source == "custom"])
                 example = _input_example(parts["train"], features)
                 out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
                 mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,

@@ -1,0 +1,250 @@
+"""`chronorisk import`: an insurer's extract, through its mapping, into a raw folder the contracts read.
+
+Renames tables and columns, translates code lists, parses the extract's date format and names
+units (weight in lb becomes `weight_lb`, a glucose in mg/dL gets unit "mg/dL") so that the
+contracts, not this module, convert and reject. A flat extract (one row per applicant) becomes
+one member, one application, one consultation and its lab results dated the application date,
+scored the day after (decision 2), so the same feature code, training and serving path apply.
+Only mapped columns are carried: an extract's names, addresses or phone numbers never reach
+the raw folder. The folder's `_extract/` holds the mapping, outcomes and custom measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.contracts import CONTRACTS, TABLES, ValidationReport, load_raw
+from features.custom import COLUMNS as CUSTOM_COLUMNS
+from features.custom import CUSTOM_TABLE, empty_measurements, validate_measurements
+from features.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, TableMap
+from features.pointintime import YEAR_DAYS
+from features.quarantine import QUARANTINE_DIR
+from features.units import CANONICAL_UNIT, read_raw_file
+
+EXTRACT_DIR = "_extract"
+MAPPING_FILE = "mapping.yaml"
+OUTCOMES_FILE = "outcomes.parquet"
+CUSTOM_FILE = f"{CUSTOM_TABLE}.parquet"
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    rows_read: int
+    tables: dict[str, int]
+    validation: ValidationReport
+    outcomes: int = 0
+    positives: int = 0
+    no_outcome: int = 0
+    custom: dict[str, int] = field(default_factory=dict)  # accepted / rejected custom measurements
+
+
+def _read(path: Path, fmt: str | None) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"extract file {path} not found")
+    if fmt is not None and path.suffix.lstrip(".") != fmt:
+        raise ValueError(f"{path}: source.format says {fmt}, the file is {path.suffix}")
+    return read_raw_file(path)
+
+
+def _dates(values: pd.Series, date_format: str | None) -> pd.Series:
+    """ISO date text; a value the format cannot read is kept as it was, so the contract rejects it
+    as invalid_date (with the offending value in the quarantine file) instead of it becoming null."""
+    text = values.astype("str")
+    parsed = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
+    iso = parsed.dt.strftime("%Y-%m-%d")
+    return iso.where(parsed.notna(), text).astype("str")
+
+
+def _column(frame: pd.DataFrame, cmap: ColumnMap, where: str) -> pd.Series:
+    if cmap.column is None:
+        return pd.Series([cmap.value] * len(frame), index=frame.index, dtype=object)
+    if cmap.column not in frame.columns:
+        raise KeyError(f"{where}: the extract has no column {cmap.column!r}; it has {list(frame.columns)}")
+    values = frame[cmap.column]
+    if cmap.codes:
+        values = values.astype("str").str.strip().replace(cmap.codes)
+    return values
+
+
+def _table(frame: pd.DataFrame, table: str, tmap: TableMap, date_format: str | None) -> pd.DataFrame:
+    """One contract table from an extract frame: mapped columns only, named as the contracts read them."""
+    out: dict[str, pd.Series] = {}
+    for col, cmap in tmap.columns.items():
+        values = _column(frame, cmap, f"tables.{table}.columns.{col}")
+        if CONTRACTS[table].columns[col].kind == "date" and cmap.column is not None:
+            values = _dates(values, date_format)
+        name = COLUMN_UNITS[col][cmap.unit.strip().lower()] if cmap.unit and col in COLUMN_UNITS else col
+        out[name] = values
+    return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+
+
+def relational_tables(mapping: ExtractMapping) -> tuple[dict[str, pd.DataFrame], int]:
+    folder = mapping.source.path
+    tables: dict[str, pd.DataFrame] = {}
+    read = 0
+    for table, tmap in mapping.tables.items():
+        frame = _read(folder / str(tmap.file), mapping.source.format)
+        read += len(frame)
+        tables[table] = _table(frame, table, tmap, mapping.source.date_format)
+    return tables, read
+
+
+@dataclass
+class FlatParts:
+    tables: dict[str, pd.DataFrame]
+    outcomes: pd.DataFrame
+    custom: pd.DataFrame
+    no_outcome: int
+
+
+def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
+    """One row per applicant -> member, application, consultation and lab rows on the application date."""
+    assert mapping.member_id is not None and mapping.index_date is not None  # the mapping validated this
+    fmt = mapping.source.date_format
+    if mapping.member_id not in frame.columns:
+        raise KeyError(f"member_id: the extract has no column {mapping.member_id!r}")
+    ids = frame[mapping.member_id].astype("str").reset_index(drop=True)
+    idx = mapping.index_date
+    if idx.column is not None:
+        if idx.column not in frame.columns:
+            raise KeyError(f"index_date.column: the extract has no column {idx.column!r}")
+        app = _dates(frame[idx.column], fmt).reset_index(drop=True)
+    else:
+        assert idx.fixed is not None
+        app = pd.Series([idx.fixed.isoformat()] * len(frame), dtype="str")
+    app_day = pd.to_datetime(app, format="%Y-%m-%d", errors="coerce")
+    tables: dict[str, pd.DataFrame] = {}
+
+    members = _table(frame, "members", mapping.tables["members"], fmt)
+    birth = mapping.tables["members"].columns.get("birth_date")
+    if birth is not None and birth.unit == AGE_UNIT:  # age at application -> a birth date that gives it
+        age = pd.to_numeric(members["birth_date"], errors="coerce")
+        born = app_day - pd.to_timedelta(np.round(age * YEAR_DAYS), unit="D")
+        members["birth_date"] = born.dt.strftime("%Y-%m-%d").where(born.notna(), members["birth_date"].astype("str"))
+    members.insert(0, "member_id", ids)
+    members["enrollment_start"] = app  # as the service does for an applicant
+    members["enrollment_end"] = None
+    tables["members"] = members
+
+    if "applications" in mapping.tables:
+        apps = _table(frame, "applications", mapping.tables["applications"], fmt)
+        apps.insert(0, "member_id", ids)
+        apps["application_date"] = app
+        tables["applications"] = apps
+    if "consultations" in mapping.tables:
+        cons = _table(frame, "consultations", mapping.tables["consultations"], fmt)
+        cons.insert(0, "member_id", ids)
+        cons.insert(0, "consultation_id", ids + "-application")
+        cons["date"] = app
+        if "channel" not in cons:
+            cons["channel"] = "outpatient"
+        tables["consultations"] = cons
+    if "lab_results" in mapping.tables:
+        rows = []
+        for test, cmap in mapping.tables["lab_results"].columns.items():
+            values = _column(frame, cmap, f"tables.lab_results.columns.{test}").reset_index(drop=True)
+            rows.append(pd.DataFrame({"member_id": ids, "date": app, "test": test, "value": values,
+                                      "unit": cmap.unit or CANONICAL_UNIT[test]})[values.notna().to_numpy()])
+        tables["lab_results"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+    outcomes = pd.DataFrame({"member_id": ids, "index_date": app_day + timedelta(days=1)})
+    no_outcome = 0
+    if mapping.outcome is not None:
+        out = mapping.outcome
+        if out.column not in frame.columns:
+            raise KeyError(f"outcome.column: the extract has no column {out.column!r}")
+        raw = frame[out.column].reset_index(drop=True)
+        positive = raw.astype("str").str.strip().isin([str(v) for v in out.positive])
+        if pd.api.types.is_numeric_dtype(raw):
+            positive |= raw.isin([v for v in out.positive if isinstance(v, int | float)])
+        known = raw.notna() & app_day.notna()
+        no_outcome = int((~known).sum())
+        outcomes = outcomes.assign(label=positive.astype("int8"))[known.to_numpy()].reset_index(drop=True)
+    custom = []
+    for name, c in mapping.custom_features.items():
+        if c.column not in frame.columns:
+            raise KeyError(f"custom_features.{name}.column: the extract has no column {c.column!r}")
+        custom.append(pd.DataFrame({"member_id": ids, "date": app, "feature": name,
+                                    "value": frame[c.column].reset_index(drop=True).astype("str")}))
+    custom_frame = pd.concat(custom, ignore_index=True) if custom else empty_measurements()
+    custom_frame = custom_frame[custom_frame["value"].notna() & (custom_frame["value"] != "nan")]
+    return FlatParts(tables, outcomes, custom_frame.reset_index(drop=True)[CUSTOM_COLUMNS], no_outcome)
+
+
+def _latest_date(tables: dict[str, pd.DataFrame]) -> date:
+    latest: list[pd.Timestamp] = []
+    for name, frame in tables.items():
+        for col, spec in CONTRACTS[name].columns.items():
+            if spec.kind == "date" and col in frame:
+                parsed = pd.to_datetime(frame[col].astype("str"), format="ISO8601", errors="coerce")
+                if parsed.notna().any():
+                    latest.append(parsed.max())
+    if not latest:
+        raise ValueError("the extract has no readable dates; set extract_date in the mapping")
+    return max(latest).date()
+
+
+def import_extract(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pepper: bytes) -> ImportReport:
+    """Write OUT as a raw folder (tables, `_manifest.json`, `_extract/`) and validate it through the
+    contracts, quarantining bad rows to OUT/_rejected/ as `data validate` does."""
+    out = Path(out)
+    if mapping.kind == "flat":
+        frame = _read(mapping.source.path, mapping.source.format)
+        parts = flat_tables(mapping, frame)
+        tables, read = parts.tables, len(frame)
+    else:
+        tables, read = relational_tables(mapping)
+        parts = FlatParts(tables, pd.DataFrame(), empty_measurements(), 0)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:  # a re-import must not leave an earlier import's tables behind
+        for suffix in (".parquet", ".csv"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+    for name, table in tables.items():
+        table.to_parquet(out / f"{name}.parquet", index=False)
+    extract_date = mapping.extract_date or _latest_date(tables)
+    (out / "_manifest.json").write_text(json.dumps({
+        "extract_date": extract_date.isoformat(), "source": "import", "kind": mapping.kind,
+        "mapping": mapping_path.name, "custom_features": list(mapping.custom_features)}, indent=2) + "\n")
+    extract = out / EXTRACT_DIR
+    shutil.rmtree(extract, ignore_errors=True)
+    extract.mkdir()
+    shutil.copyfile(mapping_path, extract / MAPPING_FILE)
+    raw, validation = load_raw(out, pepper=pepper, write_quarantine=True)
+    report = ImportReport(mapping.kind, read, {k: len(v) for k, v in tables.items()}, validation)
+    if mapping.kind == "flat":
+        accepted_ids = pd.Index(raw.members["member_id"].astype("str"))
+        outcomes = parts.outcomes[parts.outcomes["member_id"].isin(accepted_ids)] if len(parts.outcomes) \
+            else parts.outcomes
+        if mapping.outcome is not None:
+            outcomes.to_parquet(extract / OUTCOMES_FILE, index=False)
+            report.outcomes, report.positives = len(outcomes), int(outcomes["label"].sum())
+            report.no_outcome = parts.no_outcome
+        parts.custom.to_parquet(extract / CUSTOM_FILE, index=False)
+        ranges = {name: c.range for name, c in mapping.custom_features.items()}
+        accepted, rejected = validate_measurements(parts.custom, ranges, accepted_ids, pepper)
+        report.custom = {"read": len(parts.custom), "accepted": len(accepted), "rejected": len(rejected)}
+        (out / QUARANTINE_DIR / CUSTOM_FILE).unlink(missing_ok=True)
+        if len(rejected):
+            (out / QUARANTINE_DIR).mkdir(exist_ok=True)
+            rejected.to_parquet(out / QUARANTINE_DIR / CUSTOM_FILE, index=False)
+    return report
+
+
+def read_imported(data_dir: Path) -> tuple[ExtractMapping, pd.DataFrame | None, pd.DataFrame]:
+    """An imported folder's mapping, outcomes (None without an outcome column) and raw custom measurements."""
+    extract = Path(data_dir) / EXTRACT_DIR
+    if not (extract / MAPPING_FILE).exists():
+        raise FileNotFoundError(f"{data_dir} was not written by `chronorisk import` (no {EXTRACT_DIR}/{MAPPING_FILE})")
+    mapping = ExtractMapping.model_validate(yaml.safe_load((extract / MAPPING_FILE).read_text()))
+    outcomes = pd.read_parquet(extract / OUTCOMES_FILE) if (extract / OUTCOMES_FILE).exists() else None
+    custom = pd.read_parquet(extract / CUSTOM_FILE) if (extract / CUSTOM_FILE).exists() else empty_measurements()
+    return mapping, outcomes, custom
