@@ -1,7 +1,8 @@
 """The model bundle: the pickle-free files a registered model version consists of.
 
-`model.txt` (LightGBM text), `calibration.json`, `features.json` and `product.yaml`, with the
-SHA-256 of each recorded at registration. Loading checks every hash before parsing anything,
+`model.txt` (LightGBM text), `calibration.json`, `features.json`, `product.yaml` and
+`reference_profile.json` (what the monitor compares today's population with), with the SHA-256
+of each recorded at registration. Loading checks every hash before parsing anything,
 and parses the LightGBM file first in a child process: a truncated or corrupted model makes
 LightGBM crash the process (reliability.md), and a crash there must not take the service down.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 import lightgbm as lgb
 import yaml
 
+from monitoring.profile import ReferenceProfile
 from training.calibration import Calibration, PlattCalibrator
 from training.products import ProductSpec
 
@@ -25,7 +27,8 @@ MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 PRODUCT_FILE = "product.yaml"
-BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE)
+REFERENCE_FILE = "reference_profile.json"
+BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE, REFERENCE_FILE)
 HASH_TAG_PREFIX = "sha256."
 CHILD_PARSE_TIMEOUT_S = 60
 
@@ -42,6 +45,7 @@ class LoadedModel:
     monotone: list[int]
     spec: ProductSpec
     hashes: dict[str, str]
+    reference: ReferenceProfile
 
 
 def sha256_file(path: Path) -> str:
@@ -53,13 +57,14 @@ def sha256_file(path: Path) -> str:
 
 
 def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator, features: list[str],
-                 monotone: list[int], spec: ProductSpec) -> dict[str, str]:
-    """Write the four files; return their SHA-256 by file name."""
+                 monotone: list[int], spec: ProductSpec, reference: ReferenceProfile) -> dict[str, str]:
+    """Write the bundle's files; return their SHA-256 by file name."""
     folder.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(folder / MODEL_FILE))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
     (folder / FEATURES_FILE).write_text(json.dumps({"features": features, "monotone": monotone}, indent=2) + "\n")
     (folder / PRODUCT_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    (folder / REFERENCE_FILE).write_text(reference.to_json())
     return {name: sha256_file(folder / name) for name in BUNDLE_FILES}
 
 
@@ -104,7 +109,8 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
     if booster.feature_name() != feats["features"]:
         raise ModelLoadError(f"{folder}: the model's features differ from features.json")
     return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
-                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected))
+                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected),
+                       reference=ReferenceProfile.from_json((folder / REFERENCE_FILE).read_text()))
 
 
 def hash_tags(hashes: dict[str, str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The promotion gate: the challenger becomes champion only if it is better on the same test data.
 
 It scores the champion and the challenger (both loaded from their hash-checked bundles) on the
-challenger's test set, and refuses a worse, miscalibrated or leaking model with its reasons.
+challenger's test set, and refuses a worse, miscalibrated or leaking model, or one whose subgroups
+(sex, age band) drift apart beyond the product's bounds, with its reasons.
 The registry keeps no history of which version was champion when, so every verdict (and every
 rollback) is appended to our own promotion log as well.
 """
@@ -22,6 +23,7 @@ from training.artifacts import LoadedModel
 from training.evaluate import metrics
 from training.products import GateConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
+from training.subgroups import check_subgroups, subgroup_table
 
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
 
@@ -44,10 +46,13 @@ class Verdict:
 
 
 def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_auc: float, config: GateConfig,
-          leakage_alarm: bool) -> tuple[bool, list[str]]:
+          leakage_alarm: bool, subgroup_flags: list[str] | None = None) -> tuple[bool, list[str]]:
     """The rules, as a pure function of the figures compared."""
     reasons: list[str] = []
     ok = True
+    for flag in subgroup_flags or []:
+        ok = False
+        reasons.append(f"subgroup gap: {flag}")
     if leakage_alarm:
         ok = False
         reasons.append("leakage alarm: the model's AUC against true onset exceeds the true-risk ceiling")
@@ -112,15 +117,19 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     test = pd.read_parquet(test_path)
     y = test["label"].to_numpy(dtype=int)
     challenger_model = fetch(client, challenger)
-    chal = metrics(y, score(challenger_model, test))
+    p_chal = score(challenger_model, test)
+    chal = metrics(y, p_chal)
     champ = None
     if before is not None and before.version != challenger.version:
         champ = metrics(y, score(fetch(client, before), test))
     glm_auc = float(run.data.metrics.get("test_glm_roc_auc", float("nan")))
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
-    ok, reasons = judge(chal, champ, glm_auc, config, leakage)
+    groups = check_subgroups(subgroup_table(test, p_chal, challenger_model.spec),
+                             config.subgroups)
+    ok, reasons = judge(chal, champ, glm_auc, config, leakage, groups.flags)
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
-                      compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc})
+                      compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc,
+                                "subgroups_not_judged": groups.not_judged})
     if ok:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "gate_verdict", "promoted" if ok else "refused")
