@@ -9,6 +9,7 @@ exit code a scheduler alerts on: 0 all below watch, 1 at watch, 2 at act (decisi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,8 +106,8 @@ class DriftResult:
 
     @property
     def level(self) -> Level:
-        worst = max((EXIT_CODES[d.level] for d in self.items), default=0)
-        return next(k for k, v in EXIT_CODES.items() if v == worst)  # type: ignore[return-value]
+        levels: tuple[Level, ...] = ("ok", "watch", "act")
+        return levels[max((EXIT_CODES[d.level] for d in self.items), default=0)]
 
     @property
     def exit_code(self) -> int:
@@ -132,7 +133,7 @@ def _bin_labels(edges: list[float]) -> list[str]:
     if not edges:
         return ["any value", "missing"]
     cuts = [f"{e:.4g}" for e in edges]
-    return [f"<= {cuts[0]}", *[f"({a}, {b}]" for a, b in zip(cuts, cuts[1:], strict=False)], f"> {cuts[-1]}",
+    return [f"<= {cuts[0]}", *[f"({a}, {b}]" for a, b in pairwise(cuts)], f"> {cuts[-1]}",
             "missing"]
 
 

@@ -49,11 +49,12 @@ class ReferenceProfile(_Strict):
 
 
 def decile_edges(values: np.ndarray) -> list[float]:
-    """Distinct deciles of the non-missing values (fewer than nine for discrete features)."""
+    """Distinct deciles of the non-missing values, as observed values (inverted CDF), so a discrete
+    feature gets its own values as edges and fewer than nine of them."""
     present = values[~np.isnan(values)]
     if present.size == 0:
         return []
-    return [float(e) for e in np.unique(np.quantile(present, DECILES))]
+    return [float(e) for e in np.unique(np.quantile(present, DECILES, method="inverted_cdf"))]
 
 
 def bin_counts(values: np.ndarray, edges: Sequence[float]) -> tuple[np.ndarray, int]:

@@ -71,7 +71,7 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
     if not mv.run_id:
         raise LookupError(f"model {mv.name} v{mv.version} has no training run to describe")
     run = client.get_run(mv.run_id)
-    m, tags = run.data.metrics, run.data.tags
+    m = run.data.metrics
     spec = ProductSpec.model_validate(yaml.safe_load(_artifact_text(client, mv.run_id, "product.yaml") or "{}"))
     fingerprint = json.loads(_artifact_text(client, mv.run_id, "data_fingerprint.json") or "{}")
     report = json.loads(_artifact_text(client, mv.run_id, "evaluation/report.json") or "{}")

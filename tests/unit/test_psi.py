@@ -64,7 +64,7 @@ def test_the_thresholds_give_the_levels_and_must_be_ordered(tmp_path):
     assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
     bad = tmp_path / "monitoring.yaml"
     bad.write_text("watch: 0.3\nact: 0.2\n")
-    with pytest.raises(ValueError, match="watch .* must be below act"):
+    with pytest.raises(ValueError, match=r"watch .* must be below act"):
         load_monitor_config(bad)
     bad.write_text("wacth: 0.1\n")
     with pytest.raises(ValueError, match="wacth: Extra inputs are not permitted"):
