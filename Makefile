@@ -1,5 +1,6 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
+#            BATCH=<scored parquet>  SINCE=<YYYY-MM-DD>  VERSION=<model version or alias>
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -13,8 +14,12 @@ DATA    ?= data/synth
 BENCH   ?=
 TO      ?=
 TUNE    ?=
+BATCH   ?=
+SINCE   ?=
+VERSION ?= champion
 
-.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean
+.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean \
+        monitor model-card
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -64,6 +69,12 @@ retrain: install ## data check, features, train, evaluate, promote for PRODUCT (
 
 serve: install ## start the BentoML scoring service on 127.0.0.1:3000
 	$(CLI) serve
+
+monitor: install ## drift of PRODUCT's scored population (BATCH=<parquet> or audit log SINCE=<date>); exit 0/1/2
+	$(CLI) monitor --product $(PRODUCT) $(if $(BATCH),--batch $(BATCH),) $(if $(SINCE),--since $(SINCE),)
+
+model-card: install ## write PRODUCT's model card (VERSION, default champion) to reports/ as Markdown and HTML
+	$(CLI) model-card --product $(PRODUCT) --version $(VERSION)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

@@ -501,7 +501,7 @@ def monitor(
     json_out: Annotated[Path | None, typer.Option("--json", help="summary (default reports/monitor_<product>.json)")
                         ] = None,
 ) -> None:
-    """Drift of the scored population against the model's reference: exit 0 ok, 1 watch, 2 act."""
+    """Drift of the scored population against the model's reference: exit 0 ok, 1 watch, 2 act, 3 no verdict."""
     from monitoring.drift import load_monitor_config
     from monitoring.monitor import run_monitor
     from monitoring.report import write_html, write_json
@@ -509,8 +509,12 @@ def monitor(
     if batch is not None and since is not None:
         raise typer.BadParameter("give --batch or --since, not both")
     settings = load_settings()
-    result = run_monitor(settings, product, load_monitor_config(config), batch=batch,
-                         since=date.fromisoformat(since) if since else None, version=version)
+    try:
+        result = run_monitor(settings, product, load_monitor_config(config), batch=batch,
+                             since=date.fromisoformat(since) if since else None, version=version)
+    except (ValueError, KeyError, LookupError, FileNotFoundError) as err:  # no verdict: not "ok", not drift
+        console.print(f"[red]monitor cannot judge:[/red] {err}")
+        raise typer.Exit(code=3) from err
     html_path = html_out or Path(f"reports/monitor_{product}.html")
     json_path = json_out or Path(f"reports/monitor_{product}.json")
     write_html(result, html_path)
