@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 
 from training.artifacts import LoadedModel
 from training.evaluate import metrics
+from training.model_card import log_model_card
 from training.products import GateConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
 from training.subgroups import check_subgroups, subgroup_table
@@ -134,5 +135,6 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "gate_verdict", "promoted" if ok else "refused")
     client.set_model_version_tag(name, challenger.version, "gate_reasons", "; ".join(reasons)[:4900])
+    log_model_card(client, product, str(challenger.version))  # the card states the verdict it now has
     append_log(log_path, verdict)
     return verdict

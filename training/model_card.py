@@ -84,7 +84,8 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
             f"event within {spec.horizon_years} years of the index date, for the single-disease product "
             f"'{spec.title}' ({spec.name}). Used by underwriters with the product's risk classes below; "
             "each score is explained by its 3-5 strongest risk-raising features.",
-            f"Registered from MLflow run `{mv.run_id}`; gate verdict: {mv.tags.get('gate_verdict', 'not yet judged')}.",
+            f"Registered from MLflow run `{mv.run_id}`; gate verdict: {mv.tags.get('gate_verdict', 'not yet judged')}"
+            + (f" ({mv.tags['gate_reasons']})." if mv.tags.get("gate_reasons") else "."),
         ]),
         Section("Product", [f"Event: ICD-10 {', '.join(spec.event.icd10_prefixes) or '-'}; ATC "
                             f"{', '.join(spec.event.atc_prefixes) or '-'}; labs "

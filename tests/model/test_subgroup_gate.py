@@ -34,9 +34,12 @@ def test_a_subgroup_gap_beyond_its_bound_is_flagged_in_the_run_and_refuses_promo
     assert not verdict.promote
     assert any(r.startswith("subgroup gap: sex: AUC gap") for r in verdict.reasons)
     assert alias_version(client, "diabetes", CHAMPION) is None
+    card = fetch_model_card(client, "diabetes", str(result.version), "md")
+    assert "gate verdict: refused (subgroup gap: " in card and "subgroup gap: sex: AUC gap" in card
 
     # The same model under the product's own bounds passes the subgroup check and is promoted.
     assert promote(client, "diabetes", spec.gate, tmp_path / "promotions.jsonl").promote
+    assert "gate verdict: promoted" in fetch_model_card(client, "diabetes", str(result.version), "md")
 
 
 def test_every_registered_version_has_a_hash_checked_model_card_from_its_run(diabetes_snapshot, mlflow_store):
@@ -44,6 +47,7 @@ def test_every_registered_version_has_a_hash_checked_model_card_from_its_run(dia
     spec = load_product("diabetes")
     version = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7).version
     mv = resolve(client, "diabetes", str(version))
+    assert "gate verdict: not yet judged" in fetch_model_card(client, "diabetes", str(version), "md")
     assert {CARD_TAG_PREFIX + "md", CARD_TAG_PREFIX + "html"} <= set(mv.tags)
     card = fetch_model_card(client, "diabetes", str(version), "md")
     run = client.get_run(str(mv.run_id))
