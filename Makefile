@@ -1,6 +1,7 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
 #            MAPPING=<mapping yaml>  OUT=<raw folder>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
+#            BATCH=<scored parquet>  SINCE=<YYYY-MM-DD>  VERSION=<model version or alias>
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -18,8 +19,12 @@ MAPPING ?= experiments/mappings/example_flat.yaml
 OUT     ?= data/byod/raw
 BYOD_MEMBERS ?= 4000
 
+BATCH   ?=
+SINCE   ?=
+VERSION ?= champion
+
 .PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean \
-        byod-example import
+        byod-example import monitor model-card
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -75,6 +80,11 @@ byod-example: install ## own data end to end: flat extract, import, k-fold train
 
 import: install ## map an insurer's extract onto the contracts: MAPPING=<yaml> OUT=<folder>
 	$(CLI) import --mapping $(MAPPING) --out $(OUT)
+monitor: install ## drift of PRODUCT's scored population (BATCH=<parquet> or audit log SINCE=<date>); exit 0/1/2
+	$(CLI) monitor --product $(PRODUCT) $(if $(BATCH),--batch $(BATCH),) $(if $(SINCE),--since $(SINCE),)
+
+model-card: install ## write PRODUCT's model card (VERSION, default champion) to reports/ as Markdown and HTML
+	$(CLI) model-card --product $(PRODUCT) --version $(VERSION)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

@@ -589,5 +589,72 @@ def score(
     console.print(f"scored -> {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
+@app.command("monitor")
+def monitor(
+    product: Annotated[str, typer.Option(help="product name")],
+    batch: Annotated[Path | None, typer.Option(help="scored batch parquet from `chronorisk score --data`")] = None,
+    since: Annotated[str | None, typer.Option(help="audit records from this date (YYYY-MM-DD); default: all")
+                     ] = None,
+    version: Annotated[str | None, typer.Option(help="model version or alias (default: the batch's, else "
+                                                     "champion)")] = None,
+    config: Annotated[Path, typer.Option(help="thresholds YAML (watch, act, min_rows)")] = Path(
+        "experiments/monitoring.yaml"),
+    html_out: Annotated[Path | None, typer.Option("--html", help="report (default reports/monitor_<product>.html)")
+                        ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="summary (default reports/monitor_<product>.json)")
+                        ] = None,
+) -> None:
+    """Drift of the scored population against the model's reference: exit 0 ok, 1 watch, 2 act, 3 no verdict."""
+    from monitoring.drift import load_monitor_config
+    from monitoring.monitor import run_monitor
+    from monitoring.report import write_html, write_json
+
+    if batch is not None and since is not None:
+        raise typer.BadParameter("give --batch or --since, not both")
+    settings = load_settings()
+    try:
+        result = run_monitor(settings, product, load_monitor_config(config), batch=batch,
+                             since=date.fromisoformat(since) if since else None, version=version)
+    except (ValueError, KeyError, LookupError, FileNotFoundError) as err:  # no verdict: not "ok", not drift
+        console.print(f"[red]monitor cannot judge:[/red] {err}")
+        raise typer.Exit(code=3) from err
+    html_path = html_out or Path(f"reports/monitor_{product}.html")
+    json_path = json_out or Path(f"reports/monitor_{product}.json")
+    write_html(result, html_path)
+    write_json(result, json_path)
+    table = Table(title=f"{product} v{result.model_version}: {result.rows:,} rows ({result.source})")
+    for col in ("quantity", "PSI", "level", "missing ref -> now", "out of range"):
+        table.add_column(col, justify="left" if col in ("quantity", "level") else "right")
+    for d in sorted(result.items, key=lambda d: -d.psi)[:15]:
+        table.add_row(d.name, f"{d.psi:.4f}", d.level, f"{d.missing_reference:.1%} -> {d.missing_current:.1%}",
+                      f"{d.out_of_range:.1%}")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    colour = {"ok": "green", "watch": "yellow", "act": "red"}[result.level]
+    console.print(f"[{colour}]{result.level.upper()}[/{colour}]: {len(result.flagged('watch'))} at watch or above "
+                  f"({', '.join(result.flagged('watch')[:10]) or 'none'}); report {html_path}, summary {json_path}")
+    raise typer.Exit(code=result.exit_code)
+
+
+@app.command("model-card")
+def model_card(
+    product: Annotated[str, typer.Option(help="product name")],
+    version: Annotated[str, typer.Option(help="model version or alias")] = "champion",
+    out: Annotated[Path, typer.Option(help="folder for model_card.md and model_card.html")] = Path("reports"),
+) -> None:
+    """Write the logged (hash-checked) model card of a registered version as Markdown and HTML."""
+    from training.model_card import CARD_FILES, fetch_model_card
+    from training.registry import connect
+
+    settings = load_settings()
+    client = connect(settings.mlflow_tracking_uri)
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt, name in CARD_FILES.items():
+        path = out / f"{product}_{name}"
+        path.write_text(fetch_model_card(client, product, version, fmt))
+        console.print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     app()

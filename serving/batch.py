@@ -3,12 +3,14 @@
 `--input` scores applicant requests (JSON lines) with `score_applicant`, so each line's answer
 equals the service's for the same body and model version, bit for bit. `--data` scores every
 member of a raw folder enrolled on an index date, through the chunked feature runner, and
-writes features and scores as parquet for reports and the monitor.
+writes features and scores as parquet for reports and the monitor, with an `eligible` column
+(the rows like those the model learned from, which the monitor compares with its reference).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,12 @@ import pandas as pd
 from chronorisk.settings import Settings
 from features.contracts import extract_date_of
 from features.extract import EXTRACT_DIR
-from features.runners import build_features_at
+from features.runners import RunTotals, build_features_at, run_chunked
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
 from training.extract_snapshot import imported_features_at
+from training.labels import recorded_events
+from training.products import ProductSpec
 
 
 def load_served(settings: Settings, product: str, version: str) -> ServedModel:
@@ -64,26 +68,57 @@ def score_requests(settings: Settings, product: str, version: str, source: Path,
     return counts
 
 
+class EligibleAtDate:
+    """A chunk function: whether each enrolled member is someone the model learned about on this date:
+    enrolled for the product's minimum history and without a recorded event before it (the training
+    rows' rule, without the follow-up that only training knows). The monitor compares these rows
+    with the model's reference."""
+
+    def __init__(self, spec: ProductSpec, index_date: date) -> None:
+        self.spec, self.index_date = spec, index_date
+
+    def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
+        members = tables["members"]
+        t = pd.Timestamp(self.index_date)
+        start, end = members["enrollment_start"], members["enrollment_end"]
+        history = t - pd.Timedelta(days=self.spec.exclusions.min_history_days)
+        ok = ((start <= history) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+        first = recorded_events(tables, self.spec).reindex(members["member_id"])
+        prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False)
+        return pd.DataFrame({"member_id": members["member_id"].to_numpy(), "eligible": ok & ~prevalent}), {}
+
+
+def eligible_at(settings: Settings, served: ServedModel, data_dir: Path, index_date: date) -> pd.DataFrame:
+    frames = run_chunked(data_dir, EligibleAtDate(served.model.spec, index_date), chunk_members=20_000,
+                         extract_date=extract_date_of(data_dir), pepper=settings.id_pepper.get_secret_value().encode(),
+                         totals=RunTotals(), until=index_date, progress=False)
+    return pd.concat(list(frames), ignore_index=True)
+
+
 def score_folder(settings: Settings, product: str, version: str, data_dir: Path, index_date: date,
                  out: Path) -> dict[str, int]:
     served = load_served(settings, product, version)
     pepper = settings.id_pepper.get_secret_value().encode()
     if (Path(data_dir) / EXTRACT_DIR).is_dir():  # an import: its custom measurements live beside the tables
         frame = imported_features_at(data_dir, index_date, served.registry, pepper)
-        return _score_frame(served, frame, out, len(frame))
+        return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out, len(frame))
     features_path = out.with_suffix(".features.parquet")
     totals = build_features_at(data_dir, index_date, features_path, extract_date=extract_date_of(data_dir),
                                pepper=pepper)
     frame = pd.read_parquet(features_path)
     features_path.unlink()
-    return _score_frame(served, frame, out, totals.counts.get("members", 0))
+    return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out,
+                        totals.counts.get("members", 0))
 
 
-def _score_frame(served: ServedModel, frame: pd.DataFrame, out: Path, members: int) -> dict[str, int]:
+def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int
+                 ) -> dict[str, int]:
     model = served.model
     raw = np.asarray(model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True))
     frame["probability"] = model.calibration.probability(raw)
     frame["risk_class"] = [model.spec.risk_class(p).name for p in frame["probability"]]
     frame["model_version"] = served.version
+    frame = frame.merge(eligible, on="member_id", how="left")
+    frame["eligible"] = frame["eligible"].fillna(False).astype(bool)
     frame.to_parquet(out, index=False)
     return {"members": members, "scored": len(frame)}

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Query
 from pydantic import Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from chronorisk.settings import Settings
 from features.pseudonym import member_ref
@@ -53,6 +53,7 @@ class ChronoriskService:
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
         self.audit = AuditLog(self.settings.audit_url)
         self.keys = KeyStore(self.settings.keys_file)
+        self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
@@ -182,6 +183,38 @@ class ChronoriskService:
                              "loaded": served is not None, "load_error": self.load_errors.get(name),
                              "risk_classes": [c.model_dump() for c in spec.risk_classes]})
         return {"products": products, "input_schema": Applicant.model_json_schema()}
+
+    @info.get("/model_card/{product}")
+    def model_card(self, product: str, fmt: str = Query("md", alias="format"),
+                   x_api_key: str | None = Header(None)) -> Response:
+        """The model card of the exact version answering for a product (Markdown, or HTML with ?format=html),
+        as logged with its run and checked against the SHA-256 on the version's tags."""
+        from training.model_card import fetch_model_card
+        from training.registry import connect
+
+        if not self.keys.authenticate(x_api_key, None).ok:
+            raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
+        if product not in self.products:
+            raise HTTPException(status_code=404, detail=f"unknown product {product!r}; known products: "
+                                                        f"{', '.join(sorted(self.products))}")
+        auth = self.keys.authenticate(x_api_key, product)
+        if not auth.ok:
+            raise HTTPException(status_code=auth.status, detail=auth.reason)
+        if fmt not in ("md", "html"):
+            raise HTTPException(status_code=422, detail="format must be md or html")
+        served = self.models.get(product)
+        if served is None:
+            raise HTTPException(status_code=503, detail=f"the {product} champion is not loaded")
+        key = (product, served.version, fmt)
+        if key not in self.cards:
+            try:
+                client = connect(self.settings.mlflow_tracking_uri)
+                self.cards[key] = fetch_model_card(client, product, served.version, fmt)
+            except LookupError as err:
+                raise HTTPException(status_code=404, detail=str(err)) from err
+        media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
+        return Response(self.cards[key], media_type=media,
+                        headers={"x-model-version": served.version, "cache-control": "no-store"})
 
 
 def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> Any:

@@ -1,7 +1,8 @@
 """The model bundle: the pickle-free files a registered model version consists of.
 
-`model.txt` (LightGBM text), `calibration.json`, `features.json` and `product.yaml`, with the
-SHA-256 of each recorded at registration. Loading checks every hash before parsing anything,
+`model.txt` (LightGBM text), `calibration.json`, `features.json`, `product.yaml` and
+`reference_profile.json` (what the monitor compares today's population with), with the SHA-256
+of each recorded at registration. Loading checks every hash before parsing anything,
 and parses the LightGBM file first in a child process: a truncated or corrupted model makes
 LightGBM crash the process (reliability.md), and a crash there must not take the service down.
 """
@@ -19,6 +20,7 @@ import lightgbm as lgb
 import yaml
 
 from features.registry import FeatureSpec
+from monitoring.profile import ReferenceProfile
 from training.calibration import Calibration, PlattCalibrator
 from training.products import ProductSpec
 
@@ -26,7 +28,8 @@ MODEL_FILE = "model.txt"
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 PRODUCT_FILE = "product.yaml"
-BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE)
+REFERENCE_FILE = "reference_profile.json"
+BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE, REFERENCE_FILE)
 HASH_TAG_PREFIX = "sha256."
 CHILD_PARSE_TIMEOUT_S = 60
 
@@ -43,6 +46,7 @@ class LoadedModel:
     monotone: list[int]
     spec: ProductSpec
     hashes: dict[str, str]
+    reference: ReferenceProfile
     custom_features: list[FeatureSpec] = field(default_factory=list)  # a data set's own features, if any
 
 
@@ -55,9 +59,10 @@ def sha256_file(path: Path) -> str:
 
 
 def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator, features: list[str],
-                 monotone: list[int], spec: ProductSpec, custom: list[FeatureSpec] | None = None) -> dict[str, str]:
-    """Write the four files; return their SHA-256 by file name. `custom` are the registry entries of
-    a data set's own features (features/custom.py): the service needs their reason texts."""
+                 monotone: list[int], spec: ProductSpec, reference: ReferenceProfile,
+                 custom: list[FeatureSpec] | None = None) -> dict[str, str]:
+    """Write the bundle's files; return their SHA-256 by file name. `custom` are the registry entries
+    of a data set's own features (features/custom.py): the service needs their reason texts."""
     folder.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(folder / MODEL_FILE))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
@@ -66,6 +71,7 @@ def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator
         listing["custom_features"] = [asdict(s) for s in custom]
     (folder / FEATURES_FILE).write_text(json.dumps(listing, indent=2) + "\n")
     (folder / PRODUCT_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    (folder / REFERENCE_FILE).write_text(reference.to_json())
     return {name: sha256_file(folder / name) for name in BUNDLE_FILES}
 
 
@@ -111,7 +117,9 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
         raise ModelLoadError(f"{folder}: the model's features differ from features.json")
     custom = [FeatureSpec(**entry) for entry in feats.get("custom_features", [])]
     return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
-                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected), custom_features=custom)
+                       monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected),
+                       reference=ReferenceProfile.from_json((folder / REFERENCE_FILE).read_text()),
+                       custom_features=custom)
 
 
 def hash_tags(hashes: dict[str, str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The promotion gate: the challenger becomes champion only if it is better on the same test data.
 
 It scores the champion and the challenger (both loaded from their hash-checked bundles) on the
-challenger's test set, and refuses a worse, miscalibrated or leaking model with its reasons.
+challenger's test set, and refuses a worse, miscalibrated or leaking model, or one whose subgroups
+(sex, age band) drift apart beyond the product's bounds, with its reasons.
 The registry keeps no history of which version was champion when, so every verdict (and every
 rollback) is appended to our own promotion log as well.
 """
@@ -20,8 +21,10 @@ from mlflow import MlflowClient
 
 from training.artifacts import LoadedModel
 from training.evaluate import metrics
+from training.model_card import log_model_card
 from training.products import GateConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
+from training.subgroups import check_subgroups, subgroup_table
 
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
 
@@ -44,11 +47,15 @@ class Verdict:
 
 
 def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_auc: float, config: GateConfig,
-          leakage_alarm: bool, cv_auc: float | None = None) -> tuple[bool, list[str]]:
+          leakage_alarm: bool, subgroup_flags: list[str] | None = None, cv_auc: float | None = None
+          ) -> tuple[bool, list[str]]:
     """The rules, as a pure function of the figures compared. `cv_auc` (k-fold runs): the challenger's
     cross-validated AUC, then compared with the GLM's on the same repeated folds (`glm_auc`)."""
     reasons: list[str] = []
     ok = True
+    for flag in subgroup_flags or []:
+        ok = False
+        reasons.append(f"subgroup gap: {flag}")
     if leakage_alarm:
         ok = False
         reasons.append("leakage alarm: the model's AUC against true onset exceeds the true-risk ceiling")
@@ -115,7 +122,8 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     test = pd.read_parquet(test_path)
     y = test["label"].to_numpy(dtype=int)
     challenger_model = fetch(client, challenger)
-    chal = metrics(y, score(challenger_model, test))
+    p_chal = score(challenger_model, test)
+    chal = metrics(y, p_chal)
     champ = None
     if before is not None and before.version != challenger.version:
         champ = metrics(y, score(fetch(client, before), test))
@@ -125,15 +133,19 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
         cv_auc = float(run.data.metrics.get("cv_lightgbm_roc_auc_mean", float("nan")))
         glm_auc = float(run.data.metrics.get("cv_glm_roc_auc_mean", float("nan")))
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
-    ok, reasons = judge(chal, champ, glm_auc, config, leakage, cv_auc)
+    groups = check_subgroups(subgroup_table(test, p_chal, challenger_model.spec),
+                             config.subgroups)
+    ok, reasons = judge(chal, champ, glm_auc, config, leakage, groups.flags, cv_auc=cv_auc)
     if run.data.tags.get("model_choice") == "glm":  # the bundle holds LightGBM; the folds preferred the GLM
         ok = False
         reasons.insert(0, "the folds chose the GLM over LightGBM; a LightGBM bundle is not promoted over it")
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
-                      compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc})
+                      compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc,
+                                "subgroups_not_judged": groups.not_judged})
     if ok:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "gate_verdict", "promoted" if ok else "refused")
     client.set_model_version_tag(name, challenger.version, "gate_reasons", "; ".join(reasons)[:4900])
+    log_model_card(client, product, str(challenger.version))  # the card states the verdict it now has
     append_log(log_path, verdict)
     return verdict

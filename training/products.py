@@ -82,10 +82,25 @@ class Knockouts(_Strict):
     too_little_data: Literal["refer", "decline"] = "refer"
 
 
+class SubgroupBounds(_Strict):
+    """How far subgroups (sex, age band) may drift apart before the gate refuses a model (decision 10).
+
+    A subgroup with fewer rows or events than the minimums is reported but not judged: its AUC
+    would be noise, and a gate that refuses on noise teaches people to ignore it.
+    """
+
+    max_auc_gap: float = Field(0.10, gt=0, description="largest AUC difference between subgroups of one kind")
+    max_calibration_gap: float = Field(0.03, gt=0, description="largest |observed rate - mean predicted| "
+                                                               "within a subgroup")
+    min_rows: int = Field(200, ge=1, description="rows a subgroup needs to be judged")
+    min_events: int = Field(30, ge=1, description="events a subgroup needs to be judged")
+
+
 class GateConfig(_Strict):
     auc_margin: float = Field(0.002, ge=0, description="test ROC AUC the challenger must gain over the champion")
     calibration_slope: tuple[float, float] = (0.8, 1.2)
     max_ece: float = Field(0.02, gt=0)
+    subgroups: SubgroupBounds = Field(default_factory=SubgroupBounds)
 
 
 class SmallData(_Strict):

@@ -19,20 +19,26 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow import MlflowClient
 
 from features.custom import custom_registry
 from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, FeatureSpec, default_registry
+from monitoring.profile import ReferenceProfile, build_reference
 from training import plots
 from training.artifacts import sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
-from training.evaluate import decile_lift, metrics, safe_auc, subgroup_metrics, true_risk_ceiling
+from training.evaluate import decile_lift, metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms, fit_booster, monotone_vector
 from training.gate import TEST_SET_ARTIFACT
+from training.model_card import log_model_card
 from training.products import ProductSpec
 from training.registry import experiment, register
 from training.snapshot import read_snapshot, snapshot_meta
+from training.subgroups import subgroup_check, subgroup_metric_names
+
+SUBGROUP_NOTE = "SUBGROUP GAP: "
 
 
 @dataclass
@@ -47,6 +53,7 @@ class TrainResult:
     best_params: dict[str, Any]
     test_predictions: np.ndarray
     notes: list[str] = field(default_factory=list)
+    subgroup_flags: list[str] = field(default_factory=list)
 
 
 def data_fingerprint(snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +72,16 @@ def _input_example(train: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """A synthetic row of feature medians (never a member's record); 0.0 where a feature is all missing."""
     med = train[features].median(numeric_only=True).reindex(features).fillna(0.0)
     return pd.DataFrame([med.to_numpy(dtype=float)], columns=features)
+
+
+def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str], booster: lgb.Booster,
+                      calibrator: PlattCalibrator) -> ReferenceProfile:
+    """The monitor's reference: the training rows the model learned from, binned as the monitor bins."""
+    x = train[features].to_numpy(dtype=float)
+    p = calibrator.predict_proba(np.asarray(booster.predict(x, raw_score=True)))[:, 1]
+    dates = ", ".join(sorted(str(d)[:10] for d in train["index_date"].unique()))
+    return build_reference({f: x[:, i] for i, f in enumerate(features)}, p, [spec.risk_class(v).name for v in p],
+                           [c.name for c in spec.risk_classes], f"train split ({len(train):,} rows; {dates})")
 
 
 def tune(x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, features: list[str],
@@ -159,7 +176,8 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
         version = None
         if register_model:
             with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec,
+                reference = reference_profile(spec, parts["train"], features, booster, calibrator)
+                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec, reference,
                                       [registry[f] for f in features if registry[f].source == "custom"])
                 example = _input_example(parts["train"], features)
                 out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
@@ -167,8 +185,10 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
                               {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
                                "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
                 version = str(mv.version)
+            log_model_card(MlflowClient(), spec.name, version)
         return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen}, p_test, notes)
+                           {**DEFAULT_PARAMS, **chosen}, p_test, notes,
+                           subgroup_flags=[n.removeprefix(SUBGROUP_NOTE) for n in notes if n.startswith(SUBGROUP_NOTE)])
 
 
 def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any],
@@ -178,6 +198,8 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
              scores: dict[str, np.ndarray], pepper: bytes, notes: list[str]) -> None:
     test = parts["test"]
     y = test["label"].to_numpy(dtype=int)
+    groups = subgroup_check(test, p_test, spec)
+    notes.extend(f"{SUBGROUP_NOTE}{flag}" for flag in groups.flags)
     overrides = {f: int(d) for f, d in spec.monotone_overrides.items()}
     mlflow.log_params({"product": spec.name, "seed": seed, "horizon_years": spec.horizon_years,
                        "n_features": len(features), "monotone_overrides": json.dumps(overrides),
@@ -195,7 +217,9 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
     mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None and np.isfinite(v)})
     mlflow.set_tags({"product": spec.name, "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower(),
                      "ceiling": "available" if ceiling.get("available") else "no ceiling available",
-                     "notes": " | ".join(notes)[:4900] or "-"})
+                     "notes": " | ".join(notes)[:4900] or "-",
+                     "subgroup_flags": " | ".join(groups.flags)[:4900] or "none"})
+    mlflow.log_metrics(subgroup_metric_names(groups.table))
     with tempfile.TemporaryDirectory(prefix="run-") as tmp:
         out = Path(tmp)
         (out / "plots").mkdir()
@@ -212,7 +236,10 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
                   "monotone": dict(zip(features, monotone, strict=True)), "monotone_overrides": overrides}
         (out / "evaluation" / "report.json").write_text(json.dumps(report, indent=2, default=float))
         decile_lift(y, p_test).to_csv(out / "evaluation" / "lift.csv", index=False)
-        subgroup_metrics(test, p_test).to_csv(out / "evaluation" / "subgroups.csv", index=False)
+        groups.table.to_csv(out / "evaluation" / "subgroups.csv", index=False)
+        (out / "evaluation" / "subgroup_check.json").write_text(json.dumps(
+            {"bounds": spec.gate.subgroups.model_dump(), "flags": groups.flags, "not_judged": groups.not_judged},
+            indent=2))
         gain.sort_values(ascending=False).to_csv(out / "evaluation" / "importance.csv", header=["gain"])
         # Every snapshot feature, not only this model's: the gate scores the champion on these rows too.
         every = [c for c in (meta.get("features") or features) if c in test.columns]

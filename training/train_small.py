@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 
 from training.artifacts import write_bundle
 from training.baselines import findrisc_from_features, fit_glm
@@ -22,9 +23,10 @@ from training.calibration import PlattCalibrator
 from training.evaluate import metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms
 from training.kfold import cross_validate, fit_final, holdout, small_params
+from training.model_card import log_model_card
 from training.products import ProductSpec
 from training.registry import experiment, register
-from training.train import TrainResult, _input_example, _log_run, registry_of
+from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
 
 
 def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any], features: list[str],
@@ -81,7 +83,8 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
             registry = registry_of(meta)
             custom = [registry[f] for f in features if registry[f].source == "custom"]
             with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec, custom)
+                reference = reference_profile(spec, dev, features, booster, calibrator)
+                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec, reference, custom)
                 example = _input_example(dev, features)
                 out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
                 mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
@@ -89,5 +92,6 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                                "training_mode": "kfold", "model_choice": cv.chosen,
                                "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
                 version = str(mv.version)
+            log_model_card(MlflowClient(), spec.name, version)
         return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
                            {**DEFAULT_PARAMS, **chosen, "num_boost_round": rounds}, p_test, notes)

@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from training.artifacts import MODEL_FILE, ModelLoadError, load_bundle, sha256_file, write_bundle
+from monitoring.profile import build_reference
+from training.artifacts import MODEL_FILE, REFERENCE_FILE, ModelLoadError, load_bundle, sha256_file, write_bundle
 from training.calibration import PlattCalibrator
 from training.products import load_product
 from training.registry import CHALLENGER, fetch, resolve
@@ -31,13 +32,25 @@ def bundle(tmp_path):
     cal = PlattCalibrator().fit(booster.predict(x, raw_score=True), y)
     folder = tmp_path / "bundle"
     booster_named = lgb.Booster(model_str=booster.model_to_string())
-    hashes = write_bundle(folder, booster_named, cal, booster_named.feature_name(), [0, 0, 0], load_product("diabetes"))
+    reference = build_reference({f"Column_{i}": x[:, i] for i in range(3)}, cal.predict_proba(
+        booster.predict(x, raw_score=True))[:, 1], ["low"] * 500, ["low"], "random rows")
+    hashes = write_bundle(folder, booster_named, cal, booster_named.feature_name(), [0, 0, 0], load_product("diabetes"),
+                          reference)
     return folder, hashes
 
 
 def test_a_good_bundle_loads(bundle):
     folder, hashes = bundle
     assert load_bundle(folder, hashes).features == ["Column_0", "Column_1", "Column_2"]
+
+
+def test_an_edited_reference_profile_is_refused(bundle):
+    """The monitor judges drift against this file, so a doctored reference must not load either."""
+    folder, hashes = bundle
+    text = (folder / REFERENCE_FILE).read_text()
+    (folder / REFERENCE_FILE).write_text(text.replace('"rows": 500', '"rows": 501', 1))
+    with pytest.raises(ModelLoadError, match=r"reference_profile.json has SHA-256 .* changed after registration"):
+        load_bundle(folder, hashes)
 
 
 def test_a_one_digit_edit_of_a_threshold_is_refused(bundle):
