@@ -241,6 +241,17 @@ def fetch_test_set(client: Any, run_id: str) -> pd.DataFrame | None:
         return read_portfolio(Path(path))
 
 
+def log_report(client: Any, run_id: str, html: Path) -> None:
+    """Put the report beside the model's run artifacts, at the location this store records for the run.
+
+    The repository is built from the run's recorded artifact URI rather than through the
+    client's per-run cache, which can still point at another store that held the same run id.
+    """
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    get_artifact_repository(client.get_run(run_id).info.artifact_uri).log_artifact(str(html), MLFLOW_REPORT_DIR)
+
+
 def run_report(tracking_uri: str, product: str, out_dir: Path, *, pepper: bytes, data_dir: Path | None = None,
                portfolio_file: Path | None = None, index_date: date | None = None, version: str = "champion",
                log_to_mlflow: bool = True, progress: bool = True) -> ReportResult:
@@ -278,6 +289,6 @@ def run_report(tracking_uri: str, product: str, out_dir: Path, *, pepper: bytes,
     result = make_report(model, label, portfolio, scenarios, fetch_test_set(client, str(mv.run_id)), out_dir,
                          pepper=pepper, source=source, registry=registry, progress=progress, notes=notes)
     if log_to_mlflow:
-        client.log_artifact(str(mv.run_id), str(result.html), artifact_path=MLFLOW_REPORT_DIR)
+        log_report(client, str(mv.run_id), result.html)
         result.logged_to_run = str(mv.run_id)
     return result
