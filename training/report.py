@@ -9,6 +9,7 @@ The HTML is logged to the model version's MLflow run.
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from training.whatif import ScenarioResult, class_index, probabilities, summaris
 
 REPORT_FILE = "report.html"
 SHAP_FILE = "shap_values.parquet"
+SUMMARY_FILE = "report.json"
 TOP_DEPENDENCE = 4
 TOP_SEGMENT_FEATURES = 10
 MLFLOW_REPORT_DIR = "reports"
@@ -191,6 +193,15 @@ def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames
     html_path = out_dir / REPORT_FILE
     html_path.write_text(render(content), encoding="utf-8")
     timings["write"] = time.perf_counter() - start
+    summary = {"model": model_label, "source": source, "members": len(frame), "mean_risk": float(p.mean()),
+               "expected_claims": float(p.sum()), "additivity_max_gap": gap, "timings_s": timings,
+               "shap_rows_per_s": len(frame) / timings["shap"] if timings["shap"] > 0 else None,
+               "counts": dict(portfolio.counts),
+               "scenarios": [{"name": s.name, "members": s.members, "with_source_data": s.with_source_data,
+                              "changed_class": s.changed_class, "moved_down": s.moved_down, "moved_up": s.moved_up,
+                              "expected_claims_before": s.expected_claims_before,
+                              "expected_claims_after": s.expected_claims_after} for s in results]}
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return ReportResult(html=html_path, shap_parquet=shap_path, members=len(frame), timings_s=timings,
                         additivity_max_gap=gap, scenarios=results, notes=list(notes or []))
 
