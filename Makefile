@@ -1,5 +1,6 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
+#            PORTFOLIO=<features parquet>  REPORT_OUT=reports/<product>
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -13,8 +14,10 @@ DATA    ?= data/synth
 BENCH   ?=
 TO      ?=
 TUNE    ?=
+PORTFOLIO ?=
+REPORT_OUT ?= reports/$(PRODUCT)
 
-.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean
+.PHONY: help install test lint demo synth validate calibrate features train promote retrain serve report bench clean
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -34,6 +37,7 @@ lint: install ## ruff and mypy
 
 test: install ## set up everything, then ruff, mypy and the whole pytest suite
 	bash scripts/ensure_services.sh
+	bash scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
@@ -64,6 +68,9 @@ retrain: install ## data check, features, train, evaluate, promote for PRODUCT (
 
 serve: install ## start the BentoML scoring service on 127.0.0.1:3000
 	$(CLI) serve
+
+report: install ## SHAP portfolio report of PRODUCT's champion over DATA (or PORTFOLIO=<features parquet>) into REPORT_OUT
+	$(CLI) report --product $(PRODUCT) --data $(DATA) $(if $(PORTFOLIO),--portfolio $(PORTFOLIO),) --out $(REPORT_OUT)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)
