@@ -25,7 +25,7 @@ from features.runners import RunTotals, parquet_meta, run_chunked
 from training.evaluate import age_band
 from training.labels import recorded_events
 from training.products import ProductSpec, WhatIfScenario
-from training.whatif import edit_tables
+from training.whatif import edit_tables, touched_pairs
 
 SEGMENTS = ("sex", "age_band", "wearable", "region")
 BASELINE = ""  # the `scenario` value of unedited rows
@@ -72,8 +72,8 @@ class PortfolioChunk:
         base["scenario"] = BASELINE
         frames = [base]
         for scenario in self.scenarios:
-            edited, touched = edit_tables(tables, scenario)
-            sub = pairs[pairs["member_id"].isin(touched)]
+            edited, records = edit_tables(tables, scenario)
+            sub = pairs[touched_pairs(records, pairs)]
             if len(sub):
                 frame = compute_features(edited, sub, self.registry)
                 frame["scenario"] = scenario.name

@@ -17,27 +17,34 @@ import pandas as pd
 from training.artifacts import LoadedModel
 from training.products import ProductSpec, WhatIfScenario
 
+Edit = tuple[dict[str, pd.DataFrame], pd.DataFrame]  # edited tables; (member_id, date) of every edited record
 
-def _steps_at_least(tables: Mapping[str, pd.DataFrame], value: float) -> tuple[dict[str, pd.DataFrame], set[str]]:
+
+def _edited(frame: pd.DataFrame, mask: np.ndarray, date_col: str = "date") -> pd.DataFrame:
+    return pd.DataFrame({"member_id": frame.loc[mask, "member_id"].astype("str").to_numpy(),
+                         "date": pd.to_datetime(frame.loc[mask, date_col]).to_numpy()})
+
+
+def _steps_at_least(tables: Mapping[str, pd.DataFrame], value: float) -> Edit:
     """Every wearable day with fewer than `value` steps gets `value`; days without a count stay so."""
     wear = tables["wearable_daily"]
     steps = wear["steps"].to_numpy(dtype=float, na_value=np.nan)
     low = ~np.isnan(steps) & (steps < value)
     if not low.any():
-        return dict(tables), set()
+        return dict(tables), _edited(wear, low)
     edited = wear.copy()
     edited["steps"] = np.where(low, value, steps)
-    return {**tables, "wearable_daily": edited}, set(wear.loc[low, "member_id"].astype("str"))
+    return {**tables, "wearable_daily": edited}, _edited(wear, low)
 
 
-def _bmi_change(tables: Mapping[str, pd.DataFrame], value: float) -> tuple[dict[str, pd.DataFrame], set[str]]:
+def _bmi_change(tables: Mapping[str, pd.DataFrame], value: float) -> Edit:
     """Every recorded weight moves by `value` x height squared, so BMI moves by `value` kg/m2.
 
     Consultations use the member's median recorded height (the BMI feature's own denominator);
     the application uses its own height. Weights without any height stay as they are: no BMI.
     """
     out = dict(tables)
-    touched: set[str] = set()
+    touched: list[pd.DataFrame] = []
     cons = tables["consultations"]
     if len(cons):
         ids = cons["member_id"].astype("str")
@@ -49,7 +56,7 @@ def _bmi_change(tables: Mapping[str, pd.DataFrame], value: float) -> tuple[dict[
             edited = cons.copy()
             edited["weight_kg"] = np.where(ok, weight + value * (median_h / 100.0) ** 2, weight)
             out["consultations"] = edited
-            touched |= set(ids[ok])
+            touched.append(_edited(cons, ok))
     apps = tables["applications"]
     if len(apps):
         weight = apps["weight_kg"].to_numpy(dtype=float, na_value=np.nan)
@@ -59,17 +66,27 @@ def _bmi_change(tables: Mapping[str, pd.DataFrame], value: float) -> tuple[dict[
             edited = apps.copy()
             edited["weight_kg"] = np.where(ok, weight + value * (height / 100.0) ** 2, weight)
             out["applications"] = edited
-            touched |= set(apps.loc[ok, "member_id"].astype("str"))
-    return out, touched
+            touched.append(_edited(apps, ok, "application_date"))
+    return out, (pd.concat(touched, ignore_index=True) if touched
+                 else pd.DataFrame({"member_id": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[s]")}))
 
 
 EDITS = {"steps_at_least": _steps_at_least, "bmi_change": _bmi_change}
 
 
-def edit_tables(tables: Mapping[str, pd.DataFrame], scenario: WhatIfScenario,
-                ) -> tuple[dict[str, pd.DataFrame], set[str]]:
-    """The tables with the scenario's edit applied, and the ids of members whose records changed."""
+def edit_tables(tables: Mapping[str, pd.DataFrame], scenario: WhatIfScenario) -> Edit:
+    """The tables with the scenario's edit applied, and (member_id, date) of every record it changed."""
     return EDITS[scenario.edit](tables, scenario.value)
+
+
+def touched_pairs(edited: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """Which (member, index date) pairs see an edited record: one dated strictly before the index
+    date (the features' point-in-time rule). The others have no source data to change."""
+    if not len(edited) or not len(pairs):
+        return np.zeros(len(pairs), dtype=bool)
+    first = edited.groupby("member_id")["date"].min()
+    first_edit = pairs["member_id"].astype("str").map(first)
+    return (pd.to_datetime(first_edit) < pd.to_datetime(pairs["index_date"])).to_numpy(dtype=bool, na_value=False)
 
 
 @dataclass(frozen=True)

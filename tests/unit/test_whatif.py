@@ -12,7 +12,7 @@ import pytest
 from features.build import compute_features
 from features.contracts import validate_tables
 from training.products import WhatIfScenario, load_product
-from training.whatif import class_index, edit_tables, summarise
+from training.whatif import class_index, edit_tables, summarise, touched_pairs
 
 EXTRACT = date(2024, 12, 31)
 STEPS = WhatIfScenario(name="steps_8000", description="steps", edit="steps_at_least", value=8000)
@@ -30,8 +30,13 @@ def _row(tables, member: str, when: str) -> pd.Series:
     return compute_features(tables, pairs).iloc[0]
 
 
+def _members(records: pd.DataFrame) -> set[str]:
+    return set(records["member_id"])
+
+
 def test_steps_edit_raises_every_day_below_the_floor_and_leaves_missing_days_missing(tables):
-    edited, touched = edit_tables(tables, STEPS)
+    edited, records = edit_tables(tables, STEPS)
+    touched = _members(records)
     steps = edited["wearable_daily"]["steps"].to_numpy(dtype=float)
     # M-1001: 6012, 7450, (none), 5120, 9033; M-1003: 3010, 2875, 4102, 3566, 3999
     np.testing.assert_array_equal(steps[:5], [8000, 8000, np.nan, 8000, 9033])
@@ -50,7 +55,8 @@ def test_steps_edit_moves_the_step_features(tables):
 
 
 def test_bmi_edit_lowers_recorded_and_self_reported_bmi_by_exactly_two(tables):
-    edited, touched = edit_tables(tables, BMI)
+    edited, records = edit_tables(tables, BMI)
+    touched = _members(records)
     before, after = _row(tables, "M-1002", "2022-01-01"), _row(edited, "M-1002", "2022-01-01")
     assert before["bmi_latest"] == pytest.approx(86.0 / 1.755**2)  # 27.92
     assert after["bmi_latest"] == pytest.approx(86.0 / 1.755**2 - 2)
@@ -63,10 +69,18 @@ def test_bmi_edit_lowers_recorded_and_self_reported_bmi_by_exactly_two(tables):
 
 
 def test_members_without_the_source_data_are_not_touched(tables):
-    _, touched = edit_tables(tables, STEPS)
-    assert not touched & {"M-1002", "M-1004", "M-1005", "M-1006"}  # no wearable records
+    _, records = edit_tables(tables, STEPS)
+    assert not _members(records) & {"M-1002", "M-1004", "M-1005", "M-1006"}  # no wearable records
     edited, _ = edit_tables(tables, STEPS)
     pd.testing.assert_series_equal(_row(edited, "M-1002", "2023-06-01"), _row(tables, "M-1002", "2023-06-01"))
+
+
+def test_only_edits_dated_before_the_index_date_touch_a_pair(tables):
+    _, records = edit_tables(tables, STEPS)  # M-1001 edited from 2023-01-01, M-1003 from 2023-02-01
+    pairs = pd.DataFrame({"member_id": ["M-1001", "M-1001", "M-1003", "M-1003", "M-1002"],
+                          "index_date": pd.to_datetime(["2023-01-01", "2023-01-02", "2023-02-01", "2024-01-01",
+                                                        "2024-01-01"])})
+    assert list(touched_pairs(records, pairs)) == [False, True, False, True, False]
 
 
 def test_risk_class_boundaries_are_exclusive_upper_bounds():
