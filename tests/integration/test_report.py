@@ -4,6 +4,7 @@ cohort's raw records, the HTML opened in headless Chromium (Debian's, driven by 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from datetime import date
 
 import numpy as np
@@ -115,7 +116,10 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(report, tmp
     from playwright.sync_api import sync_playwright
 
     exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is not installed: run `bash scripts/ensure_chromium.sh` (make test does)"
+    if exe is None:  # make test installs it first; a bare pytest run installs it here, never skips
+        subprocess.run(["bash", "scripts/ensure_chromium.sh"], check=False)
+        exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing and scripts/ensure_chromium.sh could not install it"
     errors: list[str] = []
     requested: list[str] = []
     shot = tmp_path / "report.png"
