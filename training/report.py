@@ -152,7 +152,8 @@ def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames
     dependence = []
     for f in top[:TOP_DEPENDENCE]:
         partner = figs.strongest_interaction(sample, values, f)
-        dependence.append((f, partner, figs.dependence(sample, values, f, partner, registry[f].description)))
+        described = registry[f].description if f in registry else f  # a custom feature may lack an entry
+        dependence.append((f, partner, figs.dependence(sample, values, f, partner, described)))
     kinds = [k for k in SEGMENTS if (seg[k] != "unknown").any()]
     seg_importance = {k: insights.segment_importance(contrib, feats, seg[k], top) for k in kinds}
     seg_risk = {k: insights.segment_risk(p, seg[k], spec) for k in kinds}
