@@ -2,6 +2,7 @@
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
 #            MAPPING=<mapping yaml>  OUT=<raw folder>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
 #            BATCH=<scored parquet>  SINCE=<YYYY-MM-DD>  VERSION=<model version or alias>
+#            PORTFOLIO=<features parquet>  REPORT_OUT=reports/<product>
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -24,7 +25,10 @@ SINCE   ?=
 VERSION ?= champion
 
 .PHONY: help install test lint demo synth validate calibrate features train promote retrain serve bench clean \
-        byod-example import monitor model-card
+        byod-example import monitor model-card report
+PORTFOLIO ?=
+REPORT_OUT ?= reports/$(PRODUCT)
+
 
 help: ## list the targets and their variables
 	@echo "chronorisk make targets (variables: PRODUCT=$(PRODUCT) MEMBERS=$(MEMBERS) SEED=$(SEED) DATA=$(DATA) BENCH=<name>)"
@@ -44,6 +48,7 @@ lint: install ## ruff and mypy
 
 test: install ## set up everything, then ruff, mypy and the whole pytest suite
 	bash scripts/ensure_services.sh
+	bash scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
@@ -85,6 +90,8 @@ monitor: install ## drift of PRODUCT's scored population (BATCH=<parquet> or aud
 
 model-card: install ## write PRODUCT's model card (VERSION, default champion) to reports/ as Markdown and HTML
 	$(CLI) model-card --product $(PRODUCT) --version $(VERSION)
+report: install ## SHAP portfolio report of PRODUCT's champion over DATA (or PORTFOLIO=<features parquet>) into REPORT_OUT
+	$(CLI) report --product $(PRODUCT) --data $(DATA) $(if $(PORTFOLIO),--portfolio $(PORTFOLIO),) --out $(REPORT_OUT)
 
 bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
 	$(CLI) bench $(if $(BENCH),--name $(BENCH),)

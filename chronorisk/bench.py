@@ -249,6 +249,12 @@ def _serving(log: Callable[[str], None]) -> Path:
     return bench_serving(log)
 
 
+def _report(log: Callable[[str], None]) -> Path:
+    from chronorisk.bench_report import bench_report
+
+    return bench_report(log)
+
+
 BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {
     "synth": bench_synth, "features": bench_features, "training": _training, "quality": _quality,
-    "serving": _serving}
+    "serving": _serving, "report": _report}

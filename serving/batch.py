@@ -91,7 +91,7 @@ class EligibleAtDate:
 def eligible_at(settings: Settings, served: ServedModel, data_dir: Path, index_date: date) -> pd.DataFrame:
     frames = run_chunked(data_dir, EligibleAtDate(served.model.spec, index_date), chunk_members=20_000,
                          extract_date=extract_date_of(data_dir), pepper=settings.id_pepper.get_secret_value().encode(),
-                         totals=RunTotals(), until=index_date, progress=False)
+                         totals=RunTotals(), progress=False)  # no `until`: an import may hold dates as text
     return pd.concat(list(frames), ignore_index=True)
 
 

@@ -115,6 +115,17 @@ class SmallData(_Strict):
     min_child_samples: int = Field(30, ge=5, description="LightGBM leaf size in k-fold mode")
 
 
+class WhatIfScenario(_Strict):
+    """A named what-if for the portfolio report: an edit of raw records, re-featured and re-scored
+    (design.md decision 16). `steps_at_least`: every wearable day under `value` steps gets `value`;
+    `bmi_change`: every recorded weight moves so that BMI changes by `value` kg/m2."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    edit: Literal["steps_at_least", "bmi_change"]
+    value: float
+
+
 class ProductSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
@@ -137,6 +148,7 @@ class ProductSpec(_Strict):
     reason_count: int = Field(5, ge=3, le=5, description="reasons returned per score: the features pushing risk up "
                                                         "most (fewer if fewer push up)")
     small_data: SmallData = Field(default_factory=SmallData)
+    scenarios: list[WhatIfScenario] = Field(default_factory=list, description="what-ifs of the portfolio report")
 
     @model_validator(mode="after")
     def _split_covers_index_dates(self) -> ProductSpec:
@@ -151,6 +163,13 @@ class ProductSpec(_Strict):
             raise ValueError("split: train, validation and test must together list exactly the index_dates")
         if not max(self.split.train) < min(self.split.validation) <= max(self.split.validation) < min(self.split.test):
             raise ValueError("split: train dates must precede validation dates, which must precede test dates")
+        return self
+
+    @model_validator(mode="after")
+    def _scenario_names_unique(self) -> ProductSpec:
+        names = [s.name for s in self.scenarios]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scenarios: names must be unique, got {names}")
         return self
 
     @model_validator(mode="after")

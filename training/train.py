@@ -243,7 +243,8 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
         gain.sort_values(ascending=False).to_csv(out / "evaluation" / "importance.csv", header=["gain"])
         # Every snapshot feature, not only this model's: the gate scores the champion on these rows too.
         every = [c for c in (meta.get("features") or features) if c in test.columns]
-        test_set = test[[*every, "label", "sex", "index_date"]].copy()
+        segment = [c for c in ("region",) if c in test.columns]  # calibration by region in the portfolio report
+        test_set = test[[*every, "label", "sex", *segment, "index_date"]].copy()
         test_set.insert(0, "member_ref", member_refs(test["member_id"], pepper))
         test_set.to_parquet(out / TEST_SET_ARTIFACT, index=False)
         (out / "product.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
