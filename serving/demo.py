@@ -35,24 +35,9 @@ def demo_request(settings: Settings, data_dir: Path, application_date: date = da
 
 
 def serve_and_score_once(settings: Settings, data_dir: Path, log: Any = print) -> dict[str, Any]:
-    from serving.keys import KeyStore
-    from serving.process import start_server, stop_server
-
-    key, _ = KeyStore(settings.keys_file).create("make-demo", ["diabetes"])
-    body = demo_request(settings, data_dir)
-    Path("data").mkdir(exist_ok=True)
-    payload = json.dumps(body).encode()  # the exact bytes sent, so the audit's input hash can be checked later
-    Path("data/demo_request.json").write_bytes(payload)
-    env = {**os.environ, "CHRONORISK_SERVE_PRODUCTS": "diabetes"}
-    proc, url = start_server("serving.service:ChronoriskService", env, Path("data/demo_server.log"))
-    try:
-        log(f"server ready on {url}; POST /score with the body in data/demo_request.json")
-        answer = httpx.post(f"{url}/score", content=payload, timeout=60,
-                            headers={"X-API-Key": key, "Content-Type": "application/json"})
-        log(f"HTTP {answer.status_code}")
-        return dict(answer.json())
-    finally:
-        stop_server(proc)
+    """The demo's request: a synthetic member's records, scored by the real server. The body sent is
+    kept in data/demo_request.json, byte for byte, so the audit's input hash can be checked later."""
+    return serve_and_score(settings, "diabetes", demo_request(settings, data_dir), log=log, name="demo")
 
 
 def imported_request(settings: Settings, data_dir: Path, product: str) -> dict[str, Any]:
@@ -77,7 +62,7 @@ def serve_and_score(settings: Settings, product: str, body: dict[str, Any], log:
     from serving.keys import KeyStore
     from serving.process import start_server, stop_server
 
-    key, _ = KeyStore(settings.keys_file).create(f"make-{name}-example", [product])
+    key, _ = KeyStore(settings.keys_file).create(f"make-{name}", [product])
     Path("data").mkdir(exist_ok=True)
     payload = json.dumps(body).encode()
     Path(f"data/{name}_request.json").write_bytes(payload)
