@@ -70,13 +70,9 @@ def audit_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def scoring_server(model_store, api_keys, audit_url, tmp_path_factory):
     """`bentoml serve` of the service on the session's champion, ready (GET /readyz 200)."""
-    from service_fixtures import service_env, start_server, stop_server, wait_ready
+    from service_fixtures import running_server, service_env
 
     run = tmp_path_factory.mktemp("service-run")
-    server = start_server(service_env(model_store.tracking_uri, audit_url, api_keys.path, home=run / "bentoml"),
-                          run / "server.log")
-    try:
-        wait_ready(server)
+    with running_server(service_env(model_store.tracking_uri, audit_url, api_keys.path, home=run / "bentoml"),
+                        run / "server.log") as server:
         yield server
-    finally:
-        stop_server(server)

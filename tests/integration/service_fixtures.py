@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,6 +26,8 @@ import psutil
 from features.contracts import load_raw
 from features.synthetic import load_profile, synthesize
 from serving.keys import KeyStore
+from serving.process import free_port
+from serving.process import stop_server as stop_process
 from training.gate import promote
 from training.products import load_product
 from training.registry import connect
@@ -135,12 +136,6 @@ def create_keys(path: Path) -> Keys:
                 hypertension_id=h.key_id, revoked=revoked, revoked_id=r.key_id)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def service_env(tracking_uri: str, audit_url: str, keys_file: Path, products: tuple[str, ...] = ("diabetes",),
                 home: Path | None = None) -> dict[str, str]:
     """The environment of a server or batch run: the store, audit log, keys, pepper and limits."""
@@ -200,6 +195,17 @@ def wait_answering(server: Server, limit_s: float = READY_LIMIT_S) -> None:
     raise RuntimeError(f"nothing answered on {server.url} within {limit_s:.0f} s:\n{server.log_tail()}")
 
 
+@contextlib.contextmanager
+def running_server(env: dict[str, str], log: Path) -> Iterator[Server]:
+    """A ready server for the block, stopped (workers included) however the block ends."""
+    server = start_server(env, log)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop_server(server)
+
+
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and every descendant. BentoML's workers start their own sessions, so a
     signal to the leader's process group does not reach them: a worker outlives a killed leader
@@ -216,23 +222,8 @@ def kill_tree(pid: int) -> None:
 
 
 def stop_server(server: Server) -> None:
-    """Stop the leader (it stops its workers), then kill whatever of the tree is left, and reap."""
-    try:
-        workers = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        workers = []
-    if server.process.poll() is None:
-        try:
-            os.killpg(server.process.pid, signal.SIGTERM)
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kill_tree(server.process.pid)
-            server.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    for worker in workers:  # their own sessions: the leader's group signal never reached them
-        with contextlib.suppress(psutil.NoSuchProcess):
-            worker.kill()
+    """Stop the server and any worker the leader left behind (`serving.process.stop_server`)."""
+    stop_process(server.process)
 
 
 def post(server: Server, path: str, body: Any = None, *, key: str | None = None, content: bytes | None = None,

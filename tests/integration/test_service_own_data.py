@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from own_data_fixtures import PEPPER as IMPORT_PEPPER
-from service_fixtures import PEPPER, Server, post, service_env, start_server, stop_server, wait_ready
+from service_fixtures import PEPPER, Server, post, running_server, service_env
 
 from serving.examples import applicant_request
 from serving.keys import KeyStore
@@ -48,12 +48,8 @@ def byod_server(byod_store, tmp_path_factory) -> Iterator[tuple[Server, str]]:
     key, _ = KeyStore(run / "keys.json").create("tests: own data", [PRODUCT])
     env = service_env(byod_store[0], f"sqlite:///{run / 'audit.db'}", run / "keys.json", products=(PRODUCT,),
                       home=run / "bentoml")
-    server = start_server(env, run / "server.log")
-    try:
-        wait_ready(server)
+    with running_server(env, run / "server.log") as server:
         yield server, key
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")

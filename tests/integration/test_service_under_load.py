@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_fixtures import Server, kill_tree, service_env, start_server, stop_server, wait_ready
+from service_fixtures import Server, kill_tree, running_server, service_env
 
 from serving.audit import AuditLog
 from serving.examples import applicant_request
@@ -106,12 +106,8 @@ def small_server(model_store, api_keys, tmp_path_factory) -> Iterator[tuple[Serv
     audit = f"sqlite:///{run / 'audit.db'}"
     env = {**service_env(model_store.tracking_uri, audit, api_keys.path, home=run / "bentoml"),
            "CHRONORISK_MAX_CONCURRENCY": "2"}
-    server = start_server(env, run / "server.log")
-    try:
-        wait_ready(server)
+    with running_server(env, run / "server.log") as server:
         yield server, audit
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +149,9 @@ def killed_mid_load(model_store, api_keys, bodies, tmp_path_factory) -> tuple[li
     run = tmp_path_factory.mktemp("service-kill")
     audit = f"sqlite:///{run / 'audit.db'}"
     env = service_env(model_store.tracking_uri, audit, api_keys.path, home=run / "bentoml")
-    server = start_server(env, run / "server.log")
     received: list[dict[str, Any]] = []
     lock = threading.Lock()
-    try:
-        wait_ready(server)
+    with running_server(env, run / "server.log") as server:
 
         def client(offset: int) -> None:
             for i in range(offset, 10_000, 4):
@@ -177,8 +171,6 @@ def killed_mid_load(model_store, api_keys, bodies, tmp_path_factory) -> tuple[li
         kill_tree(server.process.pid)  # the leader and its workers, all at once, as a power cut would
         for t in threads:
             t.join(timeout=30)
-    finally:
-        stop_server(server)
     assert len(received) >= 20, f"only {len(received)} answers before the kill"
     return received, audit, run
 
@@ -202,13 +194,9 @@ def test_after_kill_9_the_chain_verifies_and_a_restarted_server_appends_to_it(ki
         before = len(list(log.records()))
     finally:
         log.close()
-    server = start_server(service_env(model_store.tracking_uri, audit, api_keys.path, home=run / "bentoml2"),
-                          run / "server2.log")
-    try:
-        wait_ready(server)
+    with running_server(service_env(model_store.tracking_uri, audit, api_keys.path, home=run / "bentoml2"),
+                        run / "server2.log") as server:
         status, answer, _ = _send(server.url, bodies[0], api_keys.diabetes)
-    finally:
-        stop_server(server)
     assert status == 200
     same_body = [a for a in received if a["body_index"] == 0 and a["status"] == 200]
     assert same_body, "client 0 sends body 0 first, and at least 20 answers arrived before the kill"
