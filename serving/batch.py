@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from chronorisk.settings import Settings
@@ -24,6 +23,7 @@ from features.extract import EXTRACT_DIR
 from features.runners import RunTotals, build_features_at, run_chunked
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
+from training.artifacts import probabilities
 from training.extract_snapshot import imported_features_at
 from training.labels import recorded_events
 from training.products import ProductSpec
@@ -114,9 +114,8 @@ def score_folder(settings: Settings, product: str, version: str, data_dir: Path,
 def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int
                  ) -> dict[str, int]:
     model = served.model
-    raw = np.asarray(model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True))
-    frame["probability"] = model.calibration.probability(raw)
-    frame["risk_class"] = [model.spec.risk_class(p).name for p in frame["probability"]]
+    frame["probability"] = probabilities(model, frame)
+    frame["risk_class"] = model.spec.class_names(frame["probability"].to_numpy())
     frame["model_version"] = served.version
     frame = frame.merge(eligible, on="member_id", how="left")
     frame["eligible"] = frame["eligible"].fillna(False).astype(bool)

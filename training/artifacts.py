@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
+import numpy as np
+import pandas as pd
 import yaml
 
 from features.registry import FeatureSpec
@@ -48,6 +50,16 @@ class LoadedModel:
     hashes: dict[str, str]
     reference: ReferenceProfile
     custom_features: list[FeatureSpec] = field(default_factory=list)  # a data set's own features, if any
+
+
+def probabilities(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+    """Calibrated probabilities of a frame's rows, the model's features taken by name (the gate, the
+    report, its what-ifs and batch scoring all score this way)."""
+    missing = [f for f in model.features if f not in frame.columns]
+    if missing:
+        raise KeyError(f"the frame lacks features the model needs: {missing[:5]}")
+    raw = model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True)
+    return np.asarray(model.calibration.probability(np.asarray(raw)), dtype=float)
 
 
 def sha256_file(path: Path) -> str:

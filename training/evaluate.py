@@ -82,22 +82,6 @@ def age_band(age: pd.Series) -> pd.Series:
     return out
 
 
-def subgroup_metrics(frame: pd.DataFrame, p: np.ndarray) -> pd.DataFrame:
-    """AUC, calibration and mean risk by sex and by age band at the index date."""
-    rows = []
-    y = frame["label"].to_numpy(dtype=int)
-    for kind, groups in (("sex", frame["sex"].astype("object")), ("age_band", age_band(frame["age_years"]))):
-        for value in sorted(groups.dropna().unique()):
-            mask = (groups == value).to_numpy()
-            if mask.sum() < 20:
-                continue
-            m = metrics(y[mask], p[mask])
-            rows.append({"subgroup": kind, "value": value, "rows": int(mask.sum()), "events": int(y[mask].sum()),
-                         "roc_auc": m["roc_auc"], "ece": m["ece"], "observed_rate": m["event_rate"],
-                         "mean_predicted": m["mean_predicted"]})
-    return pd.DataFrame(rows)
-
-
 def true_risk_ceiling(test: pd.DataFrame, model_p: np.ndarray, data_dir: Path | None, disease: str,
                       horizon_years: int) -> dict[str, Any]:
     """The generator's true-risk AUC on the test rows truly free at the index date, against true

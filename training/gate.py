@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from training.artifacts import LoadedModel
+from training.artifacts import probabilities
 from training.evaluate import metrics
 from training.model_card import log_model_card
 from training.products import GateConfig
@@ -87,14 +86,6 @@ def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_a
     return ok, reasons
 
 
-def score(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    missing = [f for f in model.features if f not in frame.columns]
-    if missing:
-        raise KeyError(f"test set lacks features the model needs: {missing[:5]}")
-    raw = model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True)
-    return model.calibration.probability(np.asarray(raw))
-
-
 def append_log(path: Path, verdict: Verdict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
@@ -122,11 +113,11 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     test = pd.read_parquet(test_path)
     y = test["label"].to_numpy(dtype=int)
     challenger_model = fetch(client, challenger)
-    p_chal = score(challenger_model, test)
+    p_chal = probabilities(challenger_model, test)
     chal = metrics(y, p_chal)
     champ = None
     if before is not None and before.version != challenger.version:
-        champ = metrics(y, score(fetch(client, before), test))
+        champ = metrics(y, probabilities(fetch(client, before), test))
     glm_auc = float(run.data.metrics.get("test_glm_roc_auc", float("nan")))
     cv_auc = None
     if run.data.tags.get("training_mode") == "kfold":  # decision 10: on the same repeated folds

@@ -12,7 +12,6 @@ import pandas as pd
 from features.registry import FeatureRegistry
 from training.evaluate import safe_auc
 from training.products import ProductSpec
-from training.whatif import class_index
 
 MIN_SEGMENT_ROWS = 20  # smaller segments are listed with their size but no rates
 
@@ -43,7 +42,7 @@ def segment_importance(contrib: np.ndarray, features: list[str], labels: pd.Seri
 def segment_risk(p: np.ndarray, labels: pd.Series, spec: ProductSpec) -> pd.DataFrame:
     """Per segment value: members, mean calibrated risk, expected claims and the share in each class."""
     names = [c.name for c in spec.risk_classes]
-    cls = class_index(spec, p)
+    cls = spec.class_index(p)
     rows = []
     for v in sorted(labels.unique()):
         mask = (labels == v).to_numpy()
@@ -57,14 +56,14 @@ def segment_risk(p: np.ndarray, labels: pd.Series, spec: ProductSpec) -> pd.Data
 
 def class_drivers(contrib: np.ndarray, features: list[str], p: np.ndarray, spec: ProductSpec) -> pd.DataFrame:
     """Mean SHAP of every feature within each risk class (columns in the spec's order; empty classes omitted)."""
-    cls = class_index(spec, p)
+    cls = spec.class_index(p)
     data = {c.name: contrib[cls == i, : len(features)].mean(axis=0)
             for i, c in enumerate(spec.risk_classes) if (cls == i).any()}
     return pd.DataFrame(data, index=pd.Index(features, name="feature"))
 
 
 def class_members(p: np.ndarray, spec: ProductSpec) -> pd.Series:
-    cls = class_index(spec, p)
+    cls = spec.class_index(p)
     return pd.Series({c.name: int((cls == i).sum()) for i, c in enumerate(spec.risk_classes)}, name="members")
 
 

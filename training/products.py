@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -186,6 +187,15 @@ class ProductSpec(_Strict):
             if probability < c.below:
                 return c
         return self.risk_classes[-1]
+
+    def class_index(self, p: np.ndarray) -> np.ndarray:
+        """`risk_class` of many probabilities at once, as positions in `risk_classes` (ascending)."""
+        bounds = np.array([c.below for c in self.risk_classes])
+        return np.minimum(np.searchsorted(bounds, p, side="right"), len(bounds) - 1)
+
+    def class_names(self, p: np.ndarray) -> np.ndarray:
+        """`risk_class(...).name` of many probabilities at once (object array)."""
+        return np.array([c.name for c in self.risk_classes], dtype=object)[self.class_index(np.asarray(p))]
 
     def feature_names(self, available: list[str]) -> list[str]:
         """The features this product's model uses, in registry order; unknown names are an error."""

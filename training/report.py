@@ -24,7 +24,7 @@ from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, default_registry
 from training import insights
 from training import report_figures as figs
-from training.artifacts import LoadedModel
+from training.artifacts import LoadedModel, probabilities
 from training.portfolio import (
     SEGMENTS,
     PortfolioFrames,
@@ -38,7 +38,7 @@ from training.portfolio import (
 )
 from training.products import ProductSpec, WhatIfScenario
 from training.report_html import ReportContent, render
-from training.whatif import ScenarioResult, class_index, probabilities, summarise
+from training.whatif import ScenarioResult, summarise
 
 REPORT_FILE = "report.html"
 SHAP_FILE = "shap_values.parquet"
@@ -104,14 +104,13 @@ def shap_frame(frame: pd.DataFrame, seg: pd.DataFrame, model: LoadedModel, contr
     """The designers' export: pseudonymous member reference (never the id), segments, scores,
     feature values and one `shap__<feature>` column per feature plus the base value."""
     feats = model.features
-    names = [c.name for c in model.spec.risk_classes]
     out = pd.DataFrame({"member_ref": member_refs(frame["member_id"].astype("str"), pepper).to_numpy(),
                         "index_date": pd.to_datetime(frame["index_date"]).to_numpy()})
     for k in SEGMENTS:
         out[k] = seg[k].to_numpy()
     out["raw_score"] = raw
     out["probability"] = p
-    out["risk_class"] = [names[i] for i in class_index(model.spec, p)]
+    out["risk_class"] = model.spec.class_names(p)
     values = frame[feats].to_numpy(dtype=float)
     out = pd.concat([out, pd.DataFrame(values, columns=feats),
                      pd.DataFrame(contrib[:, :-1], columns=[f"shap__{f}" for f in feats])], axis=1)

@@ -34,7 +34,7 @@ def subgroup_table(frame: pd.DataFrame, p: np.ndarray, spec: ProductSpec) -> pd.
     calibration gap and the share of each risk class."""
     y = frame["label"].to_numpy(dtype=int)
     p = np.asarray(p, dtype=float)
-    classes = np.array([spec.risk_class(v).name for v in p], dtype=object)
+    classes = spec.class_names(p)
     overall = np.ones(len(frame), dtype=bool)
     kinds = (("all", pd.Series("all", index=frame.index, dtype="object")),
              ("sex", frame["sex"].astype("object")), ("age_band", age_band(frame["age_years"])))

@@ -80,7 +80,7 @@ def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str
     x = train[features].to_numpy(dtype=float)
     p = calibrator.predict_proba(np.asarray(booster.predict(x, raw_score=True)))[:, 1]
     dates = ", ".join(sorted(str(d)[:10] for d in train["index_date"].unique()))
-    return build_reference({f: x[:, i] for i, f in enumerate(features)}, p, [spec.risk_class(v).name for v in p],
+    return build_reference({f: x[:, i] for i, f in enumerate(features)}, p, list(spec.class_names(p)),
                            [c.name for c in spec.risk_classes], f"train split ({len(train):,} rows; {dates})")
 
 

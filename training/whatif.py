@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.artifacts import LoadedModel
 from training.products import ProductSpec, WhatIfScenario
 
 Edit = tuple[dict[str, pd.DataFrame], pd.DataFrame]  # edited tables; (member_id, date) of every edited record
@@ -109,21 +108,10 @@ class ScenarioResult:
         return self.expected_claims_after - self.expected_claims_before
 
 
-def probabilities(model: LoadedModel, features: pd.DataFrame) -> np.ndarray:
-    raw = np.asarray(model.booster.predict(features[model.features].to_numpy(dtype=float), raw_score=True))
-    return np.asarray(model.calibration.probability(raw), dtype=float)
-
-
-def class_index(spec: ProductSpec, p: np.ndarray) -> np.ndarray:
-    """Position of each probability's risk class in the spec's ascending list."""
-    bounds = np.array([c.below for c in spec.risk_classes])
-    return np.minimum(np.searchsorted(bounds, p, side="right"), len(bounds) - 1)
-
-
 def summarise(scenario: WhatIfScenario, spec: ProductSpec, p_before: np.ndarray, p_after: np.ndarray,
               edited: np.ndarray) -> ScenarioResult:
     """Compare before and after; `p_after` equals `p_before` wherever `edited` is false."""
-    before, after = class_index(spec, p_before), class_index(spec, p_after)
+    before, after = spec.class_index(p_before), spec.class_index(p_after)
     names = [c.name for c in spec.risk_classes]
     transitions = pd.crosstab(pd.Categorical([names[i] for i in before], categories=names),
                               pd.Categorical([names[i] for i in after], categories=names), dropna=False)

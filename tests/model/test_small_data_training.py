@@ -14,9 +14,10 @@ from own_data_fixtures import PEPPER
 
 from features.pseudonym import member_refs
 from serving.scoring import served_from
+from training.artifacts import probabilities
 from training.evaluate import safe_auc
 from training.extract_snapshot import build_extract_snapshot
-from training.gate import TEST_SET_ARTIFACT, promote, score
+from training.gate import TEST_SET_ARTIFACT, promote
 from training.kfold import holdout
 from training.products import load_product
 from training.registry import connect, fetch, resolve
@@ -57,7 +58,7 @@ def test_small_data_is_cross_validated_and_tested_on_held_out_rows_only(trained)
     assert len(logged) == pytest.approx(0.25 * len(frame), abs=1)
     # the reported test AUC is the registered model's, on exactly those rows
     model = fetch(client, resolve(client, "byod_diabetes", "challenger"))
-    auc = safe_auc(logged["label"].to_numpy(), score(model, logged))
+    auc = safe_auc(logged["label"].to_numpy(), probabilities(model, logged))
     assert run.data.metrics["test_roc_auc"] == pytest.approx(auc, abs=1e-12)
 
 
