@@ -23,6 +23,8 @@ from typing import Any
 import anyio
 from pydantic_core import from_json
 
+from serving.keys import AuthResult, KeyStoreError
+
 logger = logging.getLogger("chronorisk.gatekeeper")
 
 Scope = MutableMapping[str, Any]
@@ -127,7 +129,9 @@ class Gatekeeper:
             return
         product = payload.get("product") if isinstance(payload, dict) else None
         ctx["product"] = product if isinstance(product, str) else None
-        auth = svc.keys.authenticate(headers.get("x-api-key"), None)
+        auth = await self._authenticate(send, svc, ctx, headers, None)
+        if auth is None:
+            return
         ctx["key_id"] = auth.key_id
         if not auth.ok:
             await self._refuse(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
@@ -150,9 +154,16 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, 404, "product", "unknown_product",
                                f"unknown product {product!r}; known products: {', '.join(known)}")
             return
-        auth = svc.keys.authenticate(headers.get("x-api-key"), product)
+        auth = await self._authenticate(send, svc, ctx, headers, product)
+        if auth is None:
+            return
         if not auth.ok:
             await self._refuse(send, svc, ctx, auth.status, "header.x-api-key", "forbidden", auth.reason)
+            return
+        if product not in svc.models:  # still loading, or it could not be loaded: refused, never a KeyError
+            reason = svc.load_errors.get(product, "still loading")
+            await self._refuse(send, svc, ctx, 503, "product", "model_not_loaded",
+                               f"the {product} champion is not loaded ({reason}); retry later")
             return
         if scope["path"] == "/score_batch":
             items = payload.get("applicants")
@@ -208,6 +219,17 @@ class Gatekeeper:
         if not errors:
             errors = [{"field": "body", "rule": "invalid", "message": "the request does not match the schema"}]
         await self._answer(send, svc, ctx, 422, errors)
+
+    async def _authenticate(self, send: Send, svc: Any, ctx: dict[str, Any], headers: dict[str, str],
+                            product: str | None) -> AuthResult | None:
+        """The key's verdict; None once an audited 503 has gone out because the key file cannot be read."""
+        try:
+            return svc.keys.authenticate(headers.get("x-api-key"), product)  # type: ignore[no-any-return]
+        except KeyStoreError as err:
+            logger.error("API key store unreadable, answering 503: %s", err)
+            await self._refuse(send, svc, ctx, 503, "server", "key_store_unavailable",
+                               "the API key store cannot be read; retry later")
+            return None
 
     async def _refuse(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, field: str, rule: str,
                       message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -24,7 +24,7 @@ from chronorisk.settings import Settings
 from features.pseudonym import member_ref
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable
 from serving.gatekeeper import Gatekeeper, now_iso
-from serving.keys import KeyStore
+from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
 from training.products import load_product
@@ -167,10 +167,18 @@ class ChronoriskService:
                            contributions={f: float(c) for f, c in zip(feats, out.contributions[:-1], strict=True)},
                            values=out.features)
 
+    def _caller(self, x_api_key: str | None, product: str | None) -> AuthResult:
+        """The key's verdict for the read-only endpoints; an unreadable key file is a 503, not a 500."""
+        try:
+            return self.keys.authenticate(x_api_key, product)
+        except KeyStoreError as err:
+            logger.error("API key store unreadable, answering 503: %s", err)
+            raise HTTPException(status_code=503, detail="the API key store cannot be read; retry later") from err
+
     @info.get("/products")
     def list_products(self, x_api_key: str | None = Header(None)) -> dict[str, Any]:
         """Products served, the exact model versions answering, and the applicant input schema."""
-        auth = self.keys.authenticate(x_api_key, None)
+        auth = self._caller(x_api_key, None)
         if not auth.ok:
             raise HTTPException(status_code=401, detail=auth.reason)
         products = []
@@ -192,12 +200,12 @@ class ChronoriskService:
         from training.model_card import fetch_model_card
         from training.registry import connect
 
-        if not self.keys.authenticate(x_api_key, None).ok:
+        if not self._caller(x_api_key, None).ok:
             raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
         if product not in self.products:
             raise HTTPException(status_code=404, detail=f"unknown product {product!r}; known products: "
                                                         f"{', '.join(sorted(self.products))}")
-        auth = self.keys.authenticate(x_api_key, product)
+        auth = self._caller(x_api_key, product)
         if not auth.ok:
             raise HTTPException(status_code=auth.status, detail=auth.reason)
         if fmt not in ("md", "html"):

@@ -3,12 +3,16 @@ never crashes it; it is never replaced by another model.
 
 Two servers beside the session's: one asked to serve a product with no champion, one whose
 registered model file had one digit edited after registration (the edit LightGBM would load
-silently, reliability.md). Both are started at once and watched for READY_WATCH_S.
+silently, reliability.md). Both are started at once and watched for READY_WATCH_S. A scoring
+request for a product whose champion is not loaded, or while the key file cannot be read, gets
+an audited 503, never a server error.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +22,16 @@ import pytest
 from service_fixtures import (
     Server,
     copy_store,
+    post,
     readyz,
     service_env,
     start_server,
     stop_server,
     wait_answering,
 )
+
+from serving.audit import AuditLog
+from serving.examples import standard_applicant
 
 READY_WATCH_S = 15.0
 
@@ -33,6 +41,9 @@ class NotReady:
     missing_champion: Server
     tampered: Server
     tampered_file: Path
+    missing_audit: str
+    tampered_audit: str
+    tampered_keys: Path  # the tampered server's own copy of the session's keys, free to break
 
 
 def edit_one_digit(model_file: Path) -> None:
@@ -48,6 +59,8 @@ def edit_one_digit(model_file: Path) -> None:
 @pytest.fixture(scope="module")
 def not_ready(model_store, api_keys, tmp_path_factory) -> Iterator[NotReady]:
     root = tmp_path_factory.mktemp("not-ready")
+    keys = root / "keys.json"
+    shutil.copy2(api_keys.path, keys)
     missing = start_server(service_env(model_store.tracking_uri, f"sqlite:///{root}/audit-missing.db", api_keys.path,
                                       products=("diabetes", "hypertension"), home=root / "bentoml-missing"),
                            root / "missing-champion.log")
@@ -56,12 +69,13 @@ def not_ready(model_store, api_keys, tmp_path_factory) -> Iterator[NotReady]:
         uri, artifacts = copy_store(model_store, root / "tampered-store")
         [model_file] = list(artifacts.glob("**/artifacts/model.txt"))
         edit_one_digit(model_file)
-        tampered = start_server(service_env(uri, f"sqlite:///{root}/audit-tampered.db", api_keys.path,
+        tampered = start_server(service_env(uri, f"sqlite:///{root}/audit-tampered.db", keys,
                                             home=root / "bentoml-tampered"), root / "tampered.log")
         servers.append(tampered)
         for server in servers:
             wait_answering(server)
-        yield NotReady(missing, tampered, model_file)
+        yield NotReady(missing, tampered, model_file, f"sqlite:///{root}/audit-missing.db",
+                       f"sqlite:///{root}/audit-tampered.db", keys)
     finally:
         for server in servers:
             stop_server(server)
@@ -113,3 +127,32 @@ def test_a_tampered_model_is_named_in_one_log_line(not_ready):
 def test_a_tampered_model_does_not_crash_the_server(not_ready):
     _watch(not_ready.tampered, 2.0)
     assert not_ready.tampered.process.poll() is None, not_ready.tampered.log_tail()
+
+
+def _refusal(server: Server, audit_url: str, product: str, key: str) -> tuple[int, dict, object]:
+    """POST /score for `product`; the answer and its audit record."""
+    answer = post(server, "/score", {"product": product, "applicant": standard_applicant()}, key=key)
+    log = AuditLog(audit_url)
+    try:
+        record = log.get(answer.json()["request_id"])
+    finally:
+        log.close()
+    return answer.status_code, answer.json(), record
+
+
+def test_scoring_a_product_whose_champion_is_not_loaded_is_an_audited_503(not_ready, api_keys):
+    status, body, record = _refusal(not_ready.missing_champion, not_ready.missing_audit, "hypertension",
+                                    api_keys.hypertension)
+    assert status == 503
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("product", "model_not_loaded")]
+    assert "no version 'champion'" in body["errors"][0]["message"]
+    assert record is not None and record.status_code == 503
+
+
+def test_an_unreadable_key_file_is_an_audited_503_not_a_server_error(not_ready, api_keys):
+    not_ready.tampered_keys.write_text("{ not json")
+    status, body, record = _refusal(not_ready.tampered, not_ready.tampered_audit, "diabetes", api_keys.diabetes)
+    assert status == 503
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [("server", "key_store_unavailable")]
+    assert record is not None and record.status_code == 503
+    assert json.dumps(body).find(api_keys.diabetes) == -1
