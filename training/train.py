@@ -53,7 +53,11 @@ class TrainResult:
     best_params: dict[str, Any]
     test_predictions: np.ndarray
     notes: list[str] = field(default_factory=list)
-    subgroup_flags: list[str] = field(default_factory=list)
+
+    @property
+    def subgroup_flags(self) -> list[str]:
+        """The run's subgroup gaps beyond their bounds, as `_log_run` noted them (both training paths)."""
+        return [n.removeprefix(SUBGROUP_NOTE) for n in self.notes if n.startswith(SUBGROUP_NOTE)]
 
 
 def data_fingerprint(snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
@@ -187,8 +191,7 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
                 version = str(mv.version)
             log_model_card(MlflowClient(), spec.name, version)
         return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen}, p_test, notes,
-                           subgroup_flags=[n.removeprefix(SUBGROUP_NOTE) for n in notes if n.startswith(SUBGROUP_NOTE)])
+                           {**DEFAULT_PARAMS, **chosen}, p_test, notes)
 
 
 def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any],
