@@ -58,11 +58,13 @@ def imported_request(settings: Settings, data_dir: Path, product: str) -> dict[s
 
 def serve_and_score(settings: Settings, product: str, body: dict[str, Any], log: Any = print,
                     name: str = "byod") -> dict[str, Any]:
-    """Start the real server for one product, send `body` to /score with a fresh key, stop the server."""
+    """Start the real server for one product, send `body` to /score with a fresh key, stop the server.
+    The key is revoked afterwards: a demo must not leave a live credential behind."""
     from serving.keys import KeyStore
     from serving.process import start_server, stop_server
 
-    key, _ = KeyStore(settings.keys_file).create(f"make-{name}", [product])
+    keys = KeyStore(settings.keys_file)
+    key, issued = keys.create(f"make-{name}", [product])
     Path("data").mkdir(exist_ok=True)
     payload = json.dumps(body).encode()
     Path(f"data/{name}_request.json").write_bytes(payload)
@@ -76,3 +78,4 @@ def serve_and_score(settings: Settings, product: str, body: dict[str, Any], log:
         return dict(answer.json())
     finally:
         stop_server(proc)
+        keys.revoke(issued.key_id)
