@@ -12,7 +12,7 @@ import pytest
 from features.build import compute_features
 from features.contracts import validate_tables
 from training.products import WhatIfScenario, load_product
-from training.whatif import class_index, edit_tables, summarise, touched_pairs
+from training.whatif import edit_tables, summarise, touched_pairs
 
 EXTRACT = date(2024, 12, 31)
 STEPS = WhatIfScenario(name="steps_8000", description="steps", edit="steps_at_least", value=8000)
@@ -86,7 +86,7 @@ def test_only_edits_dated_before_the_index_date_touch_a_pair(tables):
 def test_risk_class_boundaries_are_exclusive_upper_bounds():
     spec = load_product("diabetes")  # preferred < 0.01 <= standard < 0.03 <= rated < 0.08 <= high < 0.15 <= ...
     p = np.array([0.0, 0.0099, 0.01, 0.029, 0.03, 0.08, 0.15, 0.99])
-    assert list(class_index(spec, p)) == [0, 0, 1, 1, 2, 3, 4, 4]
+    assert list(spec.class_index(p)) == [0, 0, 1, 1, 2, 3, 4, 4]
 
 
 def test_summary_counts_class_moves_and_expected_claims():
