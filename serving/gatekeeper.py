@@ -17,7 +17,6 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -36,10 +35,6 @@ BODY_FIELDS = {"/score": {"product", "applicant"}, "/explain": {"product", "appl
                "/score_batch": {"product", "applicants"}}  # the endpoints' arguments; anything else is refused
 MAX_DEPTH = 32
 INTERNAL_HEADERS = {b"x-request-id", b"x-chronorisk-key-id", b"x-chronorisk-input-sha256"}  # set here, never by clients
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
@@ -237,9 +232,9 @@ class Gatekeeper:
 
     async def _answer(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, errors: list[dict[str, str]],
                       extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        from serving.audit import AuditRecord, AuditUnavailable
+        from serving.audit import AuditRecord, AuditUnavailable, utc_now
 
-        record = AuditRecord(request_id=ctx["request_id"], time=now_iso(), endpoint=ctx["endpoint"],
+        record = AuditRecord(request_id=ctx["request_id"], time=utc_now(), endpoint=ctx["endpoint"],
                              status_code=status, caller_key_id=ctx["key_id"], product=ctx["product"],
                              model_name=None, model_version=None, input_sha256=ctx["input_sha256"], member_ref=None,
                              features=None, score=None, risk_class=None, decision=None, reasons=None,

@@ -22,23 +22,15 @@ from starlette.responses import JSONResponse, Response
 
 from chronorisk.settings import Settings
 from features.pseudonym import member_ref
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable
-from serving.gatekeeper import Gatekeeper, now_iso
+from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
+from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
-from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
+from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
 
 logger = logging.getLogger("chronorisk.service")
 info = FastAPI(title="chronorisk read-only endpoints")
-
-
-def _load(settings: Settings, product: str) -> ServedModel:
-    from training.registry import CHAMPION, connect, fetch, model_name, resolve
-
-    client = connect(settings.mlflow_tracking_uri)
-    version = resolve(client, product, CHAMPION)
-    return served_from(product, model_name(product), str(version.version), fetch(client, version))
 
 
 @bentoml.service(name="chronorisk", traffic={"timeout": 30},
@@ -57,9 +49,12 @@ class ChronoriskService:
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
+        from serving.batch import load_served  # MLflow is imported here, off the start-up path
+        from training.registry import CHAMPION
+
         for product in self.products:
             try:
-                self.models[product] = _load(self.settings, product)
+                self.models[product] = load_served(self.settings, product, CHAMPION)
                 logger.info("loaded %s champion v%s", product, self.models[product].version)
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
@@ -73,7 +68,7 @@ class ChronoriskService:
                error: dict[str, Any] | None = None) -> None:
         served = self.models.get(product)
         self.audit.append(AuditRecord(
-            request_id=ctx.request.headers.get("x-request-id", "missing"), time=now_iso(),
+            request_id=ctx.request.headers.get("x-request-id", "missing"), time=utc_now(),
             endpoint=ctx.request.url.path, status_code=status,
             caller_key_id=ctx.request.headers.get("x-chronorisk-key-id"), product=product,
             model_name=served.model_name if served else None, model_version=served.version if served else None,
