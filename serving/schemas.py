@@ -11,13 +11,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from features import units as units_module
 from features.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
+from features.units import normalize_unit
 
 LIMITS = {"consultations": 500, "lab_results": 500, "wearable_daily": 1100}
-LAB_UNITS: dict[str, tuple[str, ...]] = {
-    "hba1c": ("%", "mmol/mol"), "fasting_glucose": ("mmol/L", "mg/dL"), "total_cholesterol": ("mmol/L", "mg/dL"),
-    "ldl": ("mmol/L", "mg/dL"), "hdl": ("mmol/L", "mg/dL"), "triglycerides": ("mmol/L", "mg/dL"),
-    "egfr": ("mL/min/1.73m2",)}
+LAB_UNITS: dict[str, tuple[str, ...]] = {test: tuple(units) for test, units in units_module.LAB_UNITS.items()}
 
 
 def _bounded(table: str, column: str, description: str, default: Any = None) -> Any:
@@ -86,7 +85,7 @@ class LabResult(_Strict):
     def _known_unit(cls, v: str, info: Any) -> str:
         test = info.data.get("test")
         allowed = LAB_UNITS.get(test, ())
-        if test is not None and v.strip().lower() not in {u.lower() for u in allowed}:
+        if test is not None and normalize_unit(v) not in {normalize_unit(u) for u in allowed}:
             raise ValueError(f"unit {v!r} is not a unit of {test}; use one of {', '.join(allowed)}")
         return v
 
