@@ -137,6 +137,6 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "gate_verdict", "promoted" if ok else "refused")
     client.set_model_version_tag(name, challenger.version, "gate_reasons", "; ".join(reasons)[:4900])
+    append_log(log_path, verdict)  # first: a promotion is on record even if the card below fails
     log_model_card(client, product, str(challenger.version))  # the card states the verdict it now has
-    append_log(log_path, verdict)
     return verdict
