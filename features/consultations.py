@@ -7,6 +7,7 @@ consultation before it has NaN flags (unknown), not zeros, and coverage features
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -78,19 +79,25 @@ _PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in 
 TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "smoking_status")
 
 
+def code_hits(codes: pd.Series, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, np.ndarray]:
+    """Per pattern, the rows whose ";"-separated code list it finds. Code lists repeat a lot (a
+    million consultations hold a few thousand distinct lists), so each distinct list is matched
+    once and the answers mapped back: as fast for one applicant as for a whole book. The feature
+    flags and the products' event definitions (training/labels.py) both match codes this way."""
+    found, uniques = pd.factorize(codes.fillna(""))
+    out = {}
+    for name, pattern in patterns.items():
+        hits = np.array([pattern.search(str(u)) is not None for u in uniques] + [False], dtype=bool)
+        out[name] = hits[found]  # code -1 (missing) picks the trailing False
+    return out
+
+
 def code_flags(consultations: pd.DataFrame) -> dict[str, np.ndarray]:
-    """One boolean per flag and consultation. Code lists repeat a lot (a million consultations hold
-    a few thousand distinct lists), so each distinct list is matched once and the answers mapped
-    back: the same code is fast for one applicant and for a whole book."""
+    """One boolean per flag and consultation."""
     out = {}
     for column in ("icd10_codes", "atc_codes"):
-        codes, uniques = pd.factorize(consultations[column].fillna(""))
-        for name, (col, _) in CODE_FLAGS.items():
-            if col != column:
-                continue
-            pattern = _PATTERNS[name]
-            hits = np.array([bool(pattern.search(str(u))) for u in uniques] + [False], dtype=bool)
-            out[name] = hits[codes]  # code -1 (missing) picks the trailing False
+        out.update(code_hits(consultations[column],
+                             {name: _PATTERNS[name] for name, (col, _) in CODE_FLAGS.items() if col == column}))
     return {name: out[name] for name in CODE_FLAGS}
 
 

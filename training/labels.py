@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from features.consultations import code_hits
 from training.products import ProductSpec
 
 
@@ -46,15 +47,11 @@ class Labelled:
 
 
 def _prefix_match(codes: pd.Series, prefixes: list[str]) -> np.ndarray:
-    """Rows whose ";"-separated code list holds a code starting with one of the prefixes. Each
-    distinct list is matched once (a book of a million consultations holds a few thousand), so the
-    cost is the same small one for one applicant's rows and for a whole book's."""
+    """Rows whose ";"-separated code list holds a code starting with one of the prefixes."""
     if not prefixes:
         return np.zeros(len(codes), dtype=bool)
     rx = re.compile("(?:^|;)(?:" + "|".join(re.escape(p) for p in prefixes) + ")")
-    found, uniques = pd.factorize(codes.to_numpy(dtype=object, na_value=""))
-    hits = np.array([rx.search(str(u)) is not None for u in uniques] + [False], dtype=bool)
-    return hits[found]
+    return code_hits(codes, {"event": rx})["event"]
 
 
 def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tuple[np.ndarray, np.ndarray]:
