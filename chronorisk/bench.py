@@ -18,8 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -57,6 +58,37 @@ def git_commit() -> str | None:
         return None
 
 
+def tree_rss(proc: psutil.Process) -> int:
+    """Summed RSS in bytes of a process and its descendants (what is gone counts 0)."""
+    rss = 0
+    with contextlib.suppress(psutil.Error):
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                rss += p.memory_info().rss
+    return rss
+
+
+@contextlib.contextmanager
+def peak_rss(pid: int, interval: float = 0.1) -> Iterator[dict[str, float]]:
+    """Sample a running process tree (a server) at 10 Hz for the block; `peak_rss_mb` is set on exit."""
+    out = {"peak_rss_mb": 0.0}
+    proc, stop, peak = psutil.Process(pid), threading.Event(), [0]
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss(proc))
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        sampler.join()
+        out["peak_rss_mb"] = peak[0] / 2**20
+
+
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, interval: float = 0.1) -> dict[str, float]:
     """Run cmd once in a fresh subprocess; wall seconds and peak summed RSS of its process tree.
 
@@ -68,12 +100,7 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, interval:
         proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_file, env=env)
         peak = 0
         while proc.poll() is None:
-            rss = 0
-            with contextlib.suppress(psutil.Error):
-                for p in [proc, *proc.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        rss += p.memory_info().rss
-            peak = max(peak, rss)
+            peak = max(peak, tree_rss(proc))
             time.sleep(interval)
         wall = time.perf_counter() - start
         err_file.seek(0)

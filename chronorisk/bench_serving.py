@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from chronorisk.bench import write_result
+from chronorisk.bench import peak_rss, write_result
 from serving.process import start_server, stop_server
 
 WARMUP, REQUESTS, CONCURRENCY = 100, 2000, (1, 8)
@@ -80,7 +80,14 @@ async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int
         wall = await run(REQUESTS, True)
     ms = np.array(latencies) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "throughput_rps": REQUESTS / wall, "errors": errors, "requests": REQUESTS}
+            "throughput_rps": REQUESTS / wall, "wall_s": wall, "errors": errors, "requests": REQUESTS}
+
+
+def _measured(proc: Any, url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
+    """One level's load, with the peak summed RSS of the server's process tree while it ran."""
+    with peak_rss(proc.pid) as memory:
+        figures = asyncio.run(_load(url, body, headers, concurrency))
+    return {**figures, **memory}
 
 
 def bench_serving(log: Callable[[str], None]) -> Path:
@@ -99,8 +106,8 @@ def bench_serving(log: Callable[[str], None]) -> Path:
             results: dict[str, Any] = {"score": {}}
             for c in CONCURRENCY:
                 log(f"/score at concurrency {c}")
-                results["score"][c] = asyncio.run(_load(url, score_body, {"content-type": "application/json",
-                                                                          "x-api-key": key}, c))
+                results["score"][c] = _measured(proc, url, score_body, {"content-type": "application/json",
+                                                                        "x-api-key": key}, c)
         finally:
             stop_server(proc)
         for name, target, body in (
@@ -111,19 +118,16 @@ def bench_serving(log: Callable[[str], None]) -> Path:
                 results[name] = {}
                 for c in CONCURRENCY:
                     log(f"yardstick {name} at concurrency {c}")
-                    results[name][c] = asyncio.run(_load(url, body, {"content-type": "application/json"}, c))
+                    results[name][c] = _measured(proc, url, body, {"content-type": "application/json"}, c)
             finally:
                 stop_server(proc)
-    checks = {}
+    checks, ratios = {}, {}
     for c in CONCURRENCY:
         s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]
         checks[f"c{c}_p50_at_most_1.5x_same_features"] = s["p50_ms"] <= 1.5 * b["p50_ms"]
         checks[f"c{c}_throughput_at_least_0.7x_same_features"] = s["throughput_rps"] >= 0.7 * b["throughput_rps"]
         checks[f"c{c}_p50_at_most_4x_bare"] = s["p50_ms"] <= 4 * a["p50_ms"]
         checks[f"c{c}_no_errors"] = s["errors"] == 0
-    ratios = {}
-    for c in CONCURRENCY:
-        s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]
         ratios[c] = {"p50_vs_same_features": s["p50_ms"] / b["p50_ms"],
                      "throughput_vs_same_features": s["throughput_rps"] / b["throughput_rps"],
                      "p50_vs_bare": s["p50_ms"] / a["p50_ms"]}
