@@ -1,7 +1,9 @@
 """Features from consultations: anthropometry, vitals, diagnoses, medications and utilisation.
 
 Diagnosis and medication flags are "ever recorded before the index date"; a member with no
-consultation before it has NaN flags (unknown), not zeros, and coverage features say so.
+consultation before it has NaN flags (unknown), not zeros, and coverage features say so. Counts,
+history lengths and "days since" live within fixed windows (design.md decision 22), so they do
+not grow with the calendar as a member's history lengthens.
 """
 
 from __future__ import annotations
@@ -53,26 +55,29 @@ SPECS = [
                 "Average systolic blood pressure over three years: {value}", fmt="{:,.0f}"),
     FeatureSpec("dbp_mmhg_mean_3y", "consultations", "mmHg", "Mean diastolic pressure over the last three years", 1,
                 "Average diastolic blood pressure over three years: {value}", fmt="{:,.0f}"),
-    FeatureSpec("high_bp_readings", "consultations", "count", "Readings of 140/90 mmHg or more, ever", 1,
-                "Blood-pressure readings of 140/90 or more: {value}", fmt="{:,.0f}"),
+    FeatureSpec("high_bp_readings", "consultations", "count", "Readings of 140/90 mmHg or more in the last three "
+                "years", 1, "Blood-pressure readings of 140/90 or more in three years: {value}", fmt="{:,.0f}"),
     *[FeatureSpec(name, "consultations", "flag", text, 1, text + " (1 = yes): {value}", fmt="{:.0f}")
       for name, text in _FLAG_TEXT.items()],
     FeatureSpec("smoker_recorded", "consultations", "flag", "Latest recorded smoking status is current smoker", 1,
                 "Current smoker on record (1 = yes): {value}", fmt="{:.0f}"),
     FeatureSpec("consultations_365d", "consultations", "count", "Consultations in the last year", 0,
-                "Consultations in the last year: {value}", fmt="{:,.0f}"),
+                "Consultations in the last year: {value}", fmt="{:,.0f}", kind="coverage"),
     FeatureSpec("inpatient_365d", "consultations", "count", "Inpatient stays in the last year", 0,
                 "Inpatient stays in the last year: {value}", fmt="{:,.0f}"),
     FeatureSpec("online_share_365d", "consultations", "share", "Share of last year's consultations held online", 0,
-                "Share of consultations online in the last year: {value}", fmt="{:.0%}"),
-    FeatureSpec("days_since_last_consultation", "consultations", "days", "Days since the latest consultation", 0,
-                "Days since the last consultation: {value}", fmt="{:,.0f}"),
-    FeatureSpec("consultation_history_days", "consultations", "days", "Days since the first recorded consultation", 0,
-                "Length of consultation history: {value}", fmt="{:,.0f}"),
+                "Share of consultations online in the last year: {value}", fmt="{:.0%}", kind="coverage"),
+    FeatureSpec("days_since_last_consultation", "consultations", "days",
+                "Days since the latest consultation (capped at 730: two years or more; missing: none)", 0,
+                "Days since the last consultation: {value}", fmt="{:,.0f}", kind="coverage"),
+    FeatureSpec("consultation_history_days", "consultations", "days",
+                "Days since the first recorded consultation, capped at 730 (two years or more)", 0,
+                "Length of consultation history: {value}", fmt="{:,.0f}", kind="coverage"),
 ]
 NAMES = [s.name for s in SPECS]
 
 
+HISTORY_CAP_DAYS = 730.0  # history length and "days since" read "two years or more" beyond this
 _PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in CODE_FLAGS.items()}
 # Same-day consultations are ordered by the values the order-sensitive features read (latest
 # value, sums), so their order in the input never matters; counts and flags are order-free.
@@ -118,7 +123,7 @@ def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str
     out["sbp_mmhg_mean_3y"] = mean(j.where(recent), sbp[recent])
     out["dbp_mmhg_mean_3y"] = mean(j.where(recent), dbp[recent])
     high = (np.nan_to_num(sbp, nan=0.0) >= 140) | (np.nan_to_num(dbp, nan=0.0) >= 90)
-    out["high_bp_readings"] = count(j, high)
+    out["high_bp_readings"] = count(j, high & recent)
     for name, flag in code_flags(consultations).items():
         out[name] = np.where(seen, (count(j, flag[j.rows]) > 0).astype(float), np.nan)
     status = j.raw("smoking_status")
@@ -132,6 +137,6 @@ def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str
     online = count(j, year & (channel == "online"))
     n_year = out["consultations_365d"]
     out["online_share_365d"] = np.where(n_year > 0, online / np.maximum(n_year, 1), np.nan)
-    out["days_since_last_consultation"] = minimum(j, j.days_before.astype(float))
-    out["consultation_history_days"] = maximum(j, j.days_before.astype(float))
+    out["days_since_last_consultation"] = np.minimum(minimum(j, j.days_before.astype(float)), HISTORY_CAP_DAYS)
+    out["consultation_history_days"] = np.minimum(maximum(j, j.days_before.astype(float)), HISTORY_CAP_DAYS)
     return out

@@ -1,7 +1,9 @@
 """Lab features from the long-format results: latest value, its age, and the trend where measured often.
 
 Values arrive in canonical units (the contracts converted them), so one HbA1c in mmol/mol and
-the next in % make one series.
+the next in % make one series. Values and trends read the last three years only, and "days
+since" is capped there (3 years or more reads as 1,096), so no feature grows with the calendar
+as histories lengthen (design.md decision 22); never measured stays NaN, apart from long ago.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import pandas as pd
 
 from features.pointintime import Pairs, distinct_days, join_before, last, minimum, slope_per_year
 from features.registry import FeatureSpec
+
+WINDOW_DAYS = 1096  # three years: the look-back of values and trends, and the cap of "days since"
 
 # test -> (column prefix, unit, plain name, direction of the level, keep a trend feature)
 TESTS: dict[str, tuple[str, str, str, int, bool]] = {
@@ -30,15 +34,17 @@ def _specs() -> list[FeatureSpec]:
         fmt = "{:,.2f}" if unit == "mmol/L" else "{:,.1f}"
         specs.append(FeatureSpec(f"{prefix}_latest", "lab_results", unit, f"Latest {plain} result", direction,
                                  f"Latest {plain}: {{value}}", fmt=fmt))
-        specs.append(FeatureSpec(f"{test}_days_since", "lab_results", "days", f"Days since the latest {plain} result",
-                                 0, f"Days since the last {plain} test: {{value}}", fmt="{:,.0f}"))
+        specs.append(FeatureSpec(f"{test}_days_since", "lab_results", "days",
+                                 f"Days since the latest {plain} result (capped at {WINDOW_DAYS:,}: three years or "
+                                 "more; missing: never measured)", 0,
+                                 f"Days since the last {plain} test: {{value}}", fmt="{:,.0f}", kind="testing_pattern"))
         if trend:
             specs.append(FeatureSpec(f"{prefix}_per_year", "lab_results", f"{unit}/year",
-                                     f"Trend of {plain} (least-squares slope over all results)",
+                                     f"Trend of {plain} (least-squares slope over the last three years)",
                                      direction if direction > 0 else 0,
                                      f"{plain} trend per year: {{value}}", fmt="{:+,.2f}"))
     specs.append(FeatureSpec("lab_days_365d", "lab_results", "count", "Days with any lab result in the last year", 0,
-                             "Days with lab tests in the last year: {value}", fmt="{:,.0f}"))
+                             "Days with lab tests in the last year: {value}", fmt="{:,.0f}", kind="testing_pattern"))
     return specs
 
 
@@ -54,9 +60,11 @@ def lab_features(labs: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
     for name, (prefix, _, _, _, trend) in TESTS.items():
         mask = test == name
         one = j.where(mask)
-        out[f"{prefix}_latest"] = last(one, value[mask])
-        out[f"{name}_days_since"] = minimum(one, one.days_before.astype(float))
+        recent = one.days_before <= WINDOW_DAYS
+        within = one.where(recent)
+        out[f"{prefix}_latest"] = last(within, value[mask][recent])
+        out[f"{name}_days_since"] = np.minimum(minimum(one, one.days_before.astype(float)), float(WINDOW_DAYS))
         if trend:
-            out[f"{prefix}_per_year"] = slope_per_year(one, value[mask])
+            out[f"{prefix}_per_year"] = slope_per_year(within, value[mask][recent])
     out["lab_days_365d"] = distinct_days(j.where(j.days_before <= 365))  # a count: no labs is 0, not unknown
     return out

@@ -12,6 +12,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 DIRECTIONS = (-1, 0, 1)
+# What a feature describes. `measurement`: the member's health or behaviour. `coverage`: how much
+# data there is (days worn, consultations a year, history length). `testing_pattern`: when or how
+# often a test was done. The last two describe the record, not the member, so they are never
+# reasons (design.md decision 12) and a monitor reads their drift as a change in data collection.
+KINDS = ("measurement", "coverage", "testing_pattern")
+# The definitions' version: raise it whenever a feature's computation changes, so a bundle trained
+# with other definitions refuses to load instead of scoring new features with an old model.
+FEATURE_DEFINITIONS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -27,8 +35,11 @@ class FeatureSpec:
     direction: int
     reason: str
     fmt: str = "{:,.1f}"
+    kind: str = "measurement"
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"feature {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"feature {self.name}: direction must be -1, 0 or 1, got {self.direction}")
         if "{value}" not in self.reason:
@@ -81,6 +92,10 @@ class FeatureRegistry:
 
     def directions(self) -> dict[str, int]:
         return {name: spec.direction for name, spec in self.specs.items()}
+
+    def may_be_reason(self, name: str) -> bool:
+        """Coverage and testing-pattern features describe the record, not the member: never a reason."""
+        return self[name].kind == "measurement"
 
 
 def default_registry() -> FeatureRegistry:

@@ -15,8 +15,9 @@ from features.registry import FeatureSpec
 WINDOWS = (30, 90, 365)
 
 
-def _s(name: str, unit: str, text: str, direction: int, reason: str, fmt: str = "{:,.0f}") -> FeatureSpec:
-    return FeatureSpec(name, "wearable_daily", unit, text, direction, reason, fmt=fmt)
+def _s(name: str, unit: str, text: str, direction: int, reason: str, fmt: str = "{:,.0f}",
+       kind: str = "measurement") -> FeatureSpec:
+    return FeatureSpec(name, "wearable_daily", unit, text, direction, reason, fmt=fmt, kind=kind)
 
 
 SPECS = [
@@ -46,7 +47,7 @@ SPECS = [
     _s("short_sleep_share_90d", "share", "Share of nights under 6 hours over 90 days", 1,
        "Share of nights under 6 hours over the last 90 days: {value}", fmt="{:.0%}"),
     *[_s(f"wear_coverage_{w}d", "share", f"Days with wearable data over days in the last {w}", 0,
-         f"Days with wearable data over the last {w} days: {{value}}", fmt="{:.0%}") for w in WINDOWS],
+         f"Days with wearable data over the last {w} days: {{value}}", fmt="{:.0%}", kind="coverage") for w in WINDOWS],
 ]
 NAMES = [s.name for s in SPECS]
 

@@ -184,9 +184,11 @@ def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> lis
     feats = served.model.features
     order = np.argsort(-contrib[: len(feats)], kind="stable")
     out = []
-    for j in order[: served.model.spec.reason_count]:
-        if contrib[j] <= 0:
+    for j in order:
+        if contrib[j] <= 0 or len(out) == served.model.spec.reason_count:
             break
+        if not served.registry.may_be_reason(feats[j]):  # coverage and testing patterns describe the record
+            continue
         spec = served.registry[feats[j]]
         value_out = None if np.isnan(values[j]) else float(values[j])
         out.append(Reason(feature=feats[j], description=spec.description, value=value_out,

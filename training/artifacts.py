@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.registry import FeatureSpec
+from features.registry import FEATURE_DEFINITIONS_VERSION, FeatureSpec
 from monitoring.profile import ReferenceProfile
 from training.calibration import Calibration, PlattCalibrator
+from training.person_period import HazardCalibrator
 from training.products import ProductSpec
 
 MODEL_FILE = "model.txt"
@@ -70,7 +71,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator, features: list[str],
+def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator | HazardCalibrator,
+                 features: list[str],
                  monotone: list[int], spec: ProductSpec, reference: ReferenceProfile,
                  custom: list[FeatureSpec] | None = None) -> dict[str, str]:
     """Write the bundle's files; return their SHA-256 by file name. `custom` are the registry entries
@@ -78,7 +80,8 @@ def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator
     folder.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(folder / MODEL_FILE))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
-    listing: dict[str, object] = {"features": features, "monotone": monotone}
+    listing: dict[str, object] = {"features": features, "monotone": monotone,
+                                  "feature_definitions_version": FEATURE_DEFINITIONS_VERSION}
     if custom:
         listing["custom_features"] = [asdict(s) for s in custom]
     (folder / FEATURES_FILE).write_text(json.dumps(listing, indent=2) + "\n")
@@ -127,6 +130,12 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
     spec = ProductSpec.model_validate(yaml.safe_load((folder / PRODUCT_FILE).read_text()))
     if booster.feature_name() != feats["features"]:
         raise ModelLoadError(f"{folder}: the model's features differ from features.json")
+    trained_with = feats.get("feature_definitions_version", 1)  # bundles before the field: version 1
+    if trained_with != FEATURE_DEFINITIONS_VERSION:
+        raise ModelLoadError(f"{folder}: trained with feature definitions version {trained_with}, but this code "
+                             f"computes version {FEATURE_DEFINITIONS_VERSION} (features/registry.py); scoring it "
+                             "would feed the model features it never saw. Retrain, or run the code it was trained "
+                             "with")
     custom = [FeatureSpec(**entry) for entry in feats.get("custom_features", [])]
     return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
                        monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected),

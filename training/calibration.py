@@ -1,7 +1,9 @@
-"""Probability calibration: a Platt map from the booster's raw log-odds to a probability.
+"""Probability calibration: the map from the booster's raw score to the product's probability.
 
-Two numbers, stored as JSON, so the service applies the very same map without unpickling
-anything; fitted on held-out (validation) rows, never on the rows the booster learned from.
+`platt` (two numbers) for a classifier of the horizon label; `discrete_hazard` (a slope and one
+intercept per year of follow-up, training/person_period.py) for the censoring-aware model. Both
+are stored as JSON, so the service applies the very same map without unpickling anything, and
+both are fitted on held-out (validation) rows, never on the rows the booster learned from.
 """
 
 from __future__ import annotations
@@ -44,14 +46,27 @@ class Calibration:
     """The calibration as loaded from JSON by the service and every loader (no estimator object)."""
 
     slope: float
-    intercept: float
+    intercept: float = 0.0
+    method: str = "platt"
+    period_intercepts: tuple[float, ...] = ()
 
     @classmethod
     def from_json(cls, text: str) -> Calibration:
         data = json.loads(text)
+        if data.get("method") == "discrete_hazard":
+            periods = data.get("period_intercepts")
+            if not isinstance(data.get("slope"), float) or not isinstance(periods, list) or not periods or not all(
+                    isinstance(c, float) for c in periods):
+                raise ValueError("calibration.json: expected {'method': 'discrete_hazard', 'slope': float, "
+                                 "'period_intercepts': [float, ...]}")
+            return cls(slope=data["slope"], method="discrete_hazard", period_intercepts=tuple(periods))
         if data.get("method") != "platt" or not all(isinstance(data.get(k), float) for k in ("slope", "intercept")):
             raise ValueError("calibration.json: expected {'method': 'platt', 'slope': float, 'intercept': float}")
         return cls(slope=data["slope"], intercept=data["intercept"])
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "discrete_hazard":
+            from training.person_period import horizon_probability
+
+            return horizon_probability(raw, self.slope, list(self.period_intercepts))
         return sigmoid(self.slope * np.asarray(raw, dtype=float) + self.intercept)

@@ -1,8 +1,11 @@
 """Index dates and labels: who is eligible at each index date, and whose event follows within the horizon.
 
 The label is the first qualifying *recorded* event in [t, t + horizon). A member with an event
-before t is prevalent and excluded; one who leaves before t + horizon without an event is
-dropped and counted, never silently labelled negative.
+before t is prevalent and excluded. A member followed for less than the horizon without an
+event (left the book, or the extract ends) is kept under the `member_and_time` split with the
+date their follow-up ends (`followup_end`, `complete` false), so the censoring-aware model learns
+from every observed year (design.md decision 21); under the first wave's `time` split such a
+row is dropped and counted, never silently labelled negative.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.consultations import code_hits
-from training.products import ProductSpec
+from training.products import ProductSpec, split_rows
 
 
 @dataclass
@@ -29,8 +32,10 @@ class LabelCounts:
     prevalent: int = 0
     lost_to_follow_up: int = 0
     beyond_extract: int = 0
+    unused_test_member_dates: int = 0  # a test member's index dates before the test dates
     rows: int = 0
     positives: int = 0
+    censored: int = 0  # kept rows followed for less than the horizon without an event
 
     def add(self, other: LabelCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -42,7 +47,7 @@ class LabelCounts:
 
 @dataclass
 class Labelled:
-    rows: pd.DataFrame  # member_id, index_date, split, label, event_date
+    rows: pd.DataFrame  # member_id, index_date, split, label, event_date, followup_end, complete
     counts: LabelCounts = field(default_factory=LabelCounts)
 
 
@@ -109,11 +114,13 @@ def label_index_dates(tables: Mapping[str, pd.DataFrame], spec: ProductSpec,
                       extract_date: date | None = None) -> Labelled:
     """Every eligible (member, index date) of the product with its label, and the counts of the rest.
 
-    With `extract_date`, a window that ends after the last day of records cannot be labelled
-    negative; such rows are dropped and counted.
+    With `extract_date`, follow-up ends on the day after it at the latest. Under the `time` split a
+    row whose window is not fully observed is dropped and counted (lost to follow-up, or beyond
+    the extract); under `member_and_time` it is kept, with the end of its follow-up.
     """
     members = tables["members"][["member_id", "enrollment_start", "enrollment_end"]]
-    extract_end = pd.Timestamp(extract_date) if extract_date is not None else None
+    extract_end = pd.Timestamp(extract_date) + pd.Timedelta(days=1) if extract_date is not None else None
+    keep_censored = spec.split is not None and spec.split.scheme == "member_and_time"
     first = recorded_events(tables, spec)
     counts = LabelCounts()
     frames = []
@@ -137,20 +144,37 @@ def label_index_dates(tables: Mapping[str, pd.DataFrame], spec: ProductSpec,
         counts.prevalent += int(prevalent.sum())
         m, ev = m[~prevalent], ev[~prevalent]
         window_end = t + horizon
-        positive = ((ev >= t) & (ev < window_end)).to_numpy(dtype=bool, na_value=False)
+        # Follow-up ends at the window's end, the day after leaving, or the day after the extract.
+        left_at = (m["enrollment_end"] + pd.Timedelta(days=1)).to_numpy(dtype="datetime64[s]")
+        obs_end = np.full(len(m), window_end.to_datetime64().astype("datetime64[s]"))
+        obs_end = np.where(np.isnat(left_at) | (left_at > obs_end), obs_end, left_at)
+        if extract_end is not None:
+            obs_end = np.minimum(obs_end, extract_end.to_datetime64().astype("datetime64[s]"))
+        ev_arr = ev.to_numpy(dtype="datetime64[s]")
+        positive = ~np.isnat(ev_arr) & (ev_arr >= t.to_datetime64()) & (ev_arr < obs_end)
         left = (m["enrollment_end"] < window_end).to_numpy(dtype=bool, na_value=False) & ~positive
-        counts.lost_to_follow_up += int(left.sum())
         beyond = np.zeros(len(m), dtype=bool)
-        if extract_end is not None and window_end > extract_end + pd.Timedelta(days=1):
+        if extract_end is not None and window_end > extract_end:
             beyond = ~positive & ~left
-            counts.beyond_extract += int(beyond.sum())
-        keep = ~left & ~beyond
+        complete = positive | ~(left | beyond)
+        part = split_rows(spec, m["member_id"].to_numpy(dtype=object), d)
+        unused = part == "unused"
+        counts.unused_test_member_dates += int(unused.sum())
+        if keep_censored:
+            keep = ~unused
+            counts.censored += int((keep & ~complete).sum())
+        else:
+            counts.lost_to_follow_up += int((left & ~unused).sum())
+            counts.beyond_extract += int((beyond & ~unused).sum())
+            keep = complete & ~unused
         out = pd.DataFrame({
             "member_id": m["member_id"].to_numpy()[keep],
             "index_date": np.full(int(keep.sum()), t.to_datetime64().astype("datetime64[s]")),
-            "split": spec.split_of(d),
+            "split": part[keep].astype(str),
             "label": positive[keep].astype("int8"),
-            "event_date": ev.to_numpy()[keep],
+            "event_date": ev_arr[keep],
+            "followup_end": np.where(positive, ev_arr, obs_end)[keep],
+            "complete": complete[keep],
         })
         out["event_date"] = pd.to_datetime(out["event_date"]).where(out["label"] == 1)
         frames.append(out)

@@ -7,6 +7,7 @@ model uses. Adding a product is a YAML file; a typo is an error naming the key.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -63,9 +64,36 @@ class Exclusions(_Strict):
 
 
 class Split(_Strict):
-    train: list[date]
-    validation: list[date]
+    """Which (member, index date) rows train, validate and test the model.
+
+    `time` (the first wave's split): whole index dates go to one part, in time order. With a
+    horizon of several years this only works if rows without full follow-up are dropped, and a
+    member's training row at a later date shares events with their test row at an earlier one.
+    `member_and_time` (design.md decision 21): members are drawn into test and validation by a
+    keyed hash of their id; training members give every index date (partially followed rows
+    count, through the censoring-aware model), validation members every date too (early stopping
+    and the hazard calibration), and test members only the `test` dates, which must have complete
+    follow-up; their later dates are kept as `test_censored` rows for a censoring-aware metric.
+    No test member's record reaches training, so no event is shared across the split.
+    """
+
+    scheme: Literal["time", "member_and_time"] = "time"
+    train: list[date] = Field(default_factory=list)
+    validation: list[date] = Field(default_factory=list)
     test: list[date]
+    test_members: float = Field(0.2, gt=0, lt=0.5, description="share of members held out for test")
+    validation_members: float = Field(0.15, gt=0, lt=0.5, description="share of members for validation")
+    salt: str = Field("chronorisk-split-1", description="hash salt of the member draw (not a secret: a split "
+                                                       "is reproducible, nothing is pseudonymised with it)")
+
+    def member_part(self, member_ids: np.ndarray) -> np.ndarray:
+        """'test', 'validation' or 'train' for each member id, the same on every machine and run."""
+        draws = np.array([int.from_bytes(hashlib.blake2b(f"{self.salt}:{m}".encode(), digest_size=8).digest(),
+                                         "big") / 2.0**64 for m in member_ids], dtype=float)
+        out = np.full(len(draws), "train", dtype=object)
+        out[draws < self.test_members + self.validation_members] = "validation"
+        out[draws < self.test_members] = "test"
+        return out
 
 
 class RiskClass(_Strict):
@@ -159,9 +187,23 @@ class ProductSpec(_Strict):
             return self
         if self.event is None or self.split is None or not self.index_dates:
             raise ValueError("event, index_dates and split are required unless outcome is extract")
+        if self.split.scheme == "member_and_time":
+            if self.split.train or self.split.validation:
+                raise ValueError("split: member_and_time trains and validates on every index date; list only `test`")
+            if not self.split.test or not set(self.split.test) <= set(self.index_dates):
+                raise ValueError("split: member_and_time needs `test` dates, each one of the index_dates")
+            last = max(self.index_dates)
+            late = [d for d in self.split.test if date(d.year + self.horizon_years, d.month, d.day) > last.replace(
+                year=last.year + 1)]
+            if late:
+                raise ValueError(f"split: test dates {[str(d) for d in late]} cannot have {self.horizon_years} years "
+                                 f"of follow-up before the extract that the last index date {last} implies")
+            return self
         split_dates = [*self.split.train, *self.split.validation, *self.split.test]
         if sorted(split_dates) != sorted(self.index_dates):
             raise ValueError("split: train, validation and test must together list exactly the index_dates")
+        if not self.split.train or not self.split.validation:
+            raise ValueError("split: the time scheme needs train and validation dates")
         if not max(self.split.train) < min(self.split.validation) <= max(self.split.validation) < min(self.split.test):
             raise ValueError("split: train dates must precede validation dates, which must precede test dates")
         return self
@@ -207,12 +249,28 @@ class ProductSpec(_Strict):
         return [f for f in available if f in set(chosen) and f not in excluded]
 
     def split_of(self, index_date: date) -> str:
+        """The part of an index date under the `time` scheme (member_and_time: `split_rows`)."""
         if self.split is None:
             raise ValueError(f"product {self.name} has no out-of-time split (outcome: extract)")
         for part in ("train", "validation", "test"):
             if index_date in getattr(self.split, part):
                 return part
         raise ValueError(f"{index_date} is not an index date of product {self.name}")
+
+
+def split_rows(spec: ProductSpec, member_ids: np.ndarray, index_date: date) -> np.ndarray:
+    """The part of each (member, index date) row: 'train', 'validation', 'test', 'test_censored'
+    (a test member's date after the last test date) or 'unused' (a test member's earlier date)."""
+    if spec.split is None:
+        raise ValueError(f"product {spec.name} has no split (outcome: extract)")
+    if spec.split.scheme == "time":
+        return np.full(len(member_ids), spec.split_of(index_date), dtype=object)
+    parts = spec.split.member_part(member_ids)
+    test = parts == "test"
+    if index_date in spec.split.test:
+        return parts
+    parts[test] = "test_censored" if index_date > max(spec.split.test) else "unused"
+    return parts
 
 
 def load_product(name_or_path: str | Path, products_dir: Path = PRODUCTS_DIR) -> ProductSpec:

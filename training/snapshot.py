@@ -82,7 +82,7 @@ def build_snapshot_dask(data_dir: Path, spec: ProductSpec, out: Path, *, extract
 def read_snapshot(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A snapshot with its dates back at second resolution (parquet stores them in milliseconds)."""
     frame = pd.read_parquet(path, columns=columns)
-    for col in ("index_date", "event_date"):
+    for col in ("index_date", "event_date", "followup_end"):
         if col in frame:
             frame[col] = frame[col].astype("datetime64[s]")
     return frame

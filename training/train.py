@@ -29,10 +29,12 @@ from training import plots
 from training.artifacts import sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
+from training.censored import censored_concordance, choose, fit_drop_censored, fit_hazard, followup_table
 from training.evaluate import decile_lift, metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms, fit_booster, monotone_vector
 from training.gate import TEST_SET_ARTIFACT
 from training.model_card import log_model_card
+from training.person_period import HazardCalibrator
 from training.products import ProductSpec
 from training.registry import experiment, register
 from training.snapshot import read_snapshot, snapshot_meta
@@ -78,9 +80,34 @@ def _input_example(train: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return pd.DataFrame([med.to_numpy(dtype=float)], columns=features)
 
 
+def split_parts(spec: ProductSpec, frame: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Train, validation and (complete-follow-up) test rows, and the test members' rows without
+    complete follow-up, which only a censoring-aware metric can judge."""
+    split = frame["split"]
+    complete = frame["complete"].to_numpy(dtype=bool) if "complete" in frame else np.ones(len(frame), dtype=bool)
+    parts = {name: frame[(split == name).to_numpy() & (complete | (name != "test"))].reset_index(drop=True)
+             for name in ("train", "validation", "test")}
+    late = frame[(split == "test_censored").to_numpy() | ((split == "test").to_numpy() & ~complete)]
+    return parts, late.reset_index(drop=True)
+
+
+def log_comparison(comparison: dict[str, Any]) -> None:
+    """Both candidates' test figures (same rows), their censoring-aware C and the rows by follow-up."""
+    mlflow.log_dict(comparison, "evaluation/candidates.json")
+    figures = {f"candidate_{name}_test_{k}": v for name, f in comparison["candidates"].items()
+               for k, v in f.items() if k in ("roc_auc", "ece", "calibration_slope", "brier")}
+    figures |= {f"candidate_{name}_censored_uno_c": f["uno_c"] for name, f in comparison["censored_test"].items()
+                if "uno_c" in f}
+    mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None and np.isfinite(v)})
+    mlflow.set_tags({"model_kind": comparison["chosen"]})
+
+
 def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str], booster: lgb.Booster,
-                      calibrator: PlattCalibrator) -> ReferenceProfile:
-    """The monitor's reference: the training rows the model learned from, binned as the monitor bins."""
+                      calibrator: PlattCalibrator | HazardCalibrator) -> ReferenceProfile:
+    """The monitor's reference: the training rows closest to deployment (the latest index date),
+    binned as the monitor bins (design.md decision 23): today's applicants are compared with the
+    most recent population the model learned from, not with an average over the calendar."""
+    train = train[train["index_date"] == train["index_date"].max()]
     x = train[features].to_numpy(dtype=float)
     p = calibrator.predict_proba(np.asarray(booster.predict(x, raw_score=True)))[:, 1]
     dates = ", ".join(sorted(str(d)[:10] for d in train["index_date"].unique()))
@@ -138,25 +165,41 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
 
         return train_small(spec, snapshot, frame, meta, features, monotone, artifact_root=artifact_root,
                            pepper=pepper, seed=seed, params=params, register_model=register_model, run_name=run_name)
-    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "validation", "test")}
+    parts, late = split_parts(spec, frame)
     empty = [name for name, part in parts.items() if part.empty or part["label"].sum() == 0]
     if empty:
         raise ValueError(f"snapshot {snapshot}: no rows or no events in {empty}; cannot train {spec.name}")
     x = {k: v[features].to_numpy(dtype=float) for k, v in parts.items()}
     y = {k: v["label"].to_numpy(dtype=int) for k, v in parts.items()}
+    # The GLM and tuning learn the horizon label, so only from rows that observed the whole horizon.
+    done = {k: v["complete"].to_numpy(dtype=bool) if "complete" in v else np.ones(len(v), dtype=bool)
+            for k, v in parts.items()}
     notes: list[str] = []
+    comparison: dict[str, Any] = {}
     exp_id = experiment(f"chronorisk-{spec.name}", artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{spec.name}-seed{seed}") as run:
         chosen = {**dict(spec.model_params), **(params or {})}
         if tune_trials:
-            chosen.update(tune(x["train"], y["train"], x["validation"], y["validation"], features, monotone, seed,
-                               tune_trials))
-        booster = fit_booster(x["train"], y["train"], x["validation"], y["validation"], features, monotone, seed,
-                              chosen)
-        calibrator = PlattCalibrator().fit(np.asarray(booster.predict(x["validation"], raw_score=True)),
-                                           y["validation"])
+            chosen.update(tune(x["train"][done["train"]], y["train"][done["train"]], x["validation"][
+                done["validation"]], y["validation"][done["validation"]], features, monotone, seed, tune_trials))
+        if spec.split is not None and spec.split.scheme == "member_and_time":
+            horizon = spec.horizon_years
+            candidates = [fit_hazard(parts["train"], parts["validation"], features, monotone, seed, chosen, horizon),
+                          fit_drop_censored(parts["train"], parts["validation"], features, monotone, seed, chosen)]
+            best, comparison = choose(candidates, x["test"], y["test"])
+            booster, calibrator = best.booster, best.calibrator
+            comparison["censored_test"] = {c.name: censored_concordance(late, c.proba(late[features].to_numpy(
+                dtype=float)), horizon) for c in candidates}
+            comparison["rows_by_followup"] = followup_table(frame, horizon)
+            notes.append(f"model: {best.name} (test AUC " + ", ".join(
+                f"{n} {f['roc_auc']:.4f}" for n, f in comparison["candidates"].items()) + ")")
+        else:
+            booster = fit_booster(x["train"], y["train"], x["validation"], y["validation"], features, monotone, seed,
+                                  chosen)
+            calibrator = PlattCalibrator().fit(np.asarray(booster.predict(x["validation"], raw_score=True)),
+                                               y["validation"])
         p_test = calibrator.predict_proba(np.asarray(booster.predict(x["test"], raw_score=True)))[:, 1]
-        glm = fit_glm(x["train"], y["train"], seed)
+        glm = fit_glm(x["train"][done["train"]], y["train"][done["train"]], seed)
         p_glm = glm.predict_proba(x["test"])[:, 1]
         m_model, m_glm = metrics(y["test"], p_test), metrics(y["test"], p_glm)
         findrisc_auc = None
@@ -175,6 +218,8 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
                          f"the true-risk ceiling {ceiling['ceiling_auc']:.4f} by more than 0.01; this is a bug, not "
                          "a triumph, and the gate will refuse this model")
         cost = explanation_cost_ms(booster, x["test"][0])
+        if comparison:
+            log_comparison(comparison)
         _log_run(spec, snapshot, frame, meta, parts, features, monotone, booster, chosen, seed, m_model, m_glm,
                  findrisc_auc, ceiling, cost, p_test, scores, pepper, notes)
         version = None

@@ -53,11 +53,13 @@ def test_the_dask_runner_equals_the_chunked_runner(chunked, feature_cohort, spec
 def test_label_counts_reconcile_with_the_rows_written(chunked):
     frame, totals = chunked
     c = totals.counts
-    dropped = c["not_enrolled"] + c["short_history"] + c["prevalent"] + c["lost_to_follow_up"] + c["beyond_extract"]
+    dropped = (c["not_enrolled"] + c["short_history"] + c["prevalent"] + c["lost_to_follow_up"] + c["beyond_extract"]
+               + c["unused_test_member_dates"])
     assert c["candidates"] == dropped + c["rows"]
     assert c["rows"] == len(frame)
     assert c["positives"] == int(frame["label"].sum()) > 0
-    assert set(frame["split"]) == {"train", "validation", "test"}
+    assert c["censored"] == int((~frame["complete"]).sum()) > 0  # kept, not dropped
+    assert set(frame["split"]) == {"train", "validation", "test", "test_censored"}
 
 
 def test_contract_counts_reconcile_for_every_table(chunked):

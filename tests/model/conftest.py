@@ -11,6 +11,7 @@ from features.synthetic import load_profile, synthesize
 from training.products import load_product
 from training.registry import connect
 from training.snapshot import build_snapshot
+from training.train import TrainResult, train_product
 
 EXTRACT = date(2024, 12, 31)
 PEPPER = b"model-test-pepper"
@@ -38,3 +39,21 @@ def mlflow_store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = connect(uri)
     return client, tmp_path / "mlartifacts"
+
+
+@pytest.fixture(scope="session")
+def _trained_store(diabetes_snapshot, tmp_path_factory):
+    """One diabetes model trained and registered once per session, for every test that only reads it."""
+    folder = tmp_path_factory.mktemp("trained")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    connect(uri)
+    result = train_product(load_product("diabetes"), diabetes_snapshot, artifact_root=folder / "mlartifacts",
+                           pepper=PEPPER, seed=7)
+    return uri, folder, result
+
+
+@pytest.fixture
+def trained(_trained_store) -> tuple[object, Path, TrainResult]:
+    """(client, store folder, result) of the shared model, with the tracking URI pointed back at its store."""
+    uri, folder, result = _trained_store
+    return connect(uri), folder, result

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from own_data_fixtures import PEPPER
+from splits import time_split
 
 from features.pseudonym import member_refs
 from serving.scoring import served_from
@@ -98,7 +99,7 @@ def test_a_small_event_product_keeps_its_out_of_time_test_split(own_data, tmp_pa
 
     from training.snapshot import build_snapshot
 
-    spec = load_product("diabetes")
+    spec = time_split(load_product("diabetes"))
     snapshot = tmp_path / "diabetes.parquet"
     build_snapshot(own_data.cohort, spec, snapshot, extract_date=date(2024, 12, 31), pepper=PEPPER, progress=False)
     frame = read_snapshot(snapshot)

@@ -21,16 +21,16 @@ def spec():
     return load_product("diabetes")
 
 
-def test_two_runs_with_the_same_seed_give_bit_identical_test_predictions(spec, diabetes_snapshot, mlflow_store):
+def test_two_runs_with_the_same_seed_give_bit_identical_test_predictions(spec, diabetes_snapshot, mlflow_store,
+                                                                        trained):
+    _, _, shared = trained
     _, root = mlflow_store
-    a = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=3, register_model=False)
-    b = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=3, register_model=False)
-    assert a.test_predictions.tobytes() == b.test_predictions.tobytes()
+    again = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7, register_model=False)
+    assert again.test_predictions.tobytes() == shared.test_predictions.tobytes()
 
 
-def test_the_run_is_logged_and_registered_as_challenger(spec, diabetes_snapshot, mlflow_store):
-    client, root = mlflow_store
-    result = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+def test_the_run_is_logged_and_registered_as_challenger(spec, trained):
+    client, _, result = trained
     run = client.get_run(result.run_id)
     for key in ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece", "test_calibration_slope",
                 "test_glm_roc_auc", "test_findrisc_roc_auc", "explanation_ms_per_row", "ceiling_true_risk_auc"):
@@ -47,9 +47,8 @@ def test_the_run_is_logged_and_registered_as_challenger(spec, diabetes_snapshot,
     assert loaded.features == spec.feature_names(loaded.features)
 
 
-def test_the_model_beats_findrisc_and_is_calibrated(spec, diabetes_snapshot, mlflow_store):
-    _, root = mlflow_store
-    r = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7, register_model=False)
+def test_the_model_beats_findrisc_and_is_calibrated(trained):
+    _, _, r = trained
     assert r.findrisc_auc is not None
     assert r.test_metrics["roc_auc"] > r.findrisc_auc + 0.03
     assert r.test_metrics["ece"] < 0.03
@@ -57,9 +56,8 @@ def test_the_model_beats_findrisc_and_is_calibrated(spec, diabetes_snapshot, mlf
     assert r.ceiling["available"] and not r.ceiling["leakage_alarm"]
 
 
-def test_monotone_directions_hold_for_every_constrained_feature(spec, diabetes_snapshot, mlflow_store):
-    client, root = mlflow_store
-    result = train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+def test_monotone_directions_hold_for_every_constrained_feature(diabetes_snapshot, trained):
+    client, _, result = trained
     model = fetch(client, resolve(client, "diabetes", result.version or ""))
     rows = read_snapshot(diabetes_snapshot).query("split == 'test'").head(300)
     x = rows[model.features].to_numpy(dtype=float)
@@ -97,14 +95,14 @@ def test_a_leaking_feature_sets_off_the_alarm(spec, diabetes_snapshot, model_coh
     assert any(n.startswith("LEAKAGE ALARM") for n in r.notes)
 
 
-def test_no_raw_member_id_reaches_the_mlflow_store(spec, diabetes_snapshot, mlflow_store, tmp_path):
-    _, root = mlflow_store
-    train_product(spec, diabetes_snapshot, artifact_root=root, pepper=PEPPER, seed=7)
+def test_no_raw_member_id_reaches_the_mlflow_store(diabetes_snapshot, trained):
+    _, folder, _ = trained
+    root = folder / "mlartifacts"
     ids = read_snapshot(diabetes_snapshot, columns=["member_id"])["member_id"].drop_duplicates().sample(
         50, random_state=1).tolist()
     store_files = [p for p in root.rglob("*") if p.is_file()]
-    db = next(tmp_path.parent.rglob("mlflow.db"), None)
-    blobs = [p.read_bytes() for p in store_files] + ([db.read_bytes()] if db else [])
+    db = folder / "mlflow.db"
+    blobs = [p.read_bytes() for p in store_files] + [db.read_bytes()]
     assert store_files and model_name("diabetes")
     for member in ids:
         assert not any(member.encode() in blob for blob in blobs), "a raw member id reached MLflow"
