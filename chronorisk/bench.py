@@ -265,7 +265,7 @@ def _training(log: Callable[[str], None]) -> Path:
 
 
 def _quality(log: Callable[[str], None]) -> Path:
-    from chronorisk.bench_model import bench_quality
+    from chronorisk.bench_quality import bench_quality
 
     return bench_quality(log)
 

@@ -1,4 +1,4 @@
-"""Model benches: training wall time and memory at 200k members, and the quality run.
+"""Model benches: training wall time and memory at 200k members (the quality run: bench_quality.py).
 
 Both build (once per bench) a 200,000-member cohort and its diabetes snapshot in a temporary
 folder, and log to a bench-only MLflow store (`bench/mlflow-bench.db`), never to the data
@@ -16,7 +16,7 @@ from typing import Any
 
 from chronorisk.bench import _cli, repeat_measured, run_measured, write_result
 
-MEMBERS = 200_000
+MEMBERS = int(os.environ.get("CHRONORISK_BENCH_MEMBERS", "200000"))  # smaller only for a smoke run
 BENCH_STORE = Path("bench/mlflow-bench.db")
 LARGE_PARAMS: dict[str, Any] = {"num_leaves": 63, "max_depth": -1, "min_child_samples": 40, "learning_rate": 0.03,
                                 "num_boost_round": 3000, "early_stopping_rounds": 100, "lambda_l2": 1.0}
@@ -70,56 +70,3 @@ def bench_training(log: Callable[[str], None]) -> Path:
         {"bare_booster_fit": bare},
         {"note": "no speed target in the issue; recorded for trend", "peak_rss_mb_max": 8192.0},
         train["peak_rss_mb"] <= 8192.0)
-
-
-def bench_quality(log: Callable[[str], None]) -> Path:
-    """The 200k diabetes run: AUC against the ceiling, FINDRISC and the GLM; a larger model beside it."""
-    from chronorisk.settings import Settings
-    from training.products import load_product
-    from training.registry import connect
-    from training.train import train_product
-
-    BENCH_STORE.parent.mkdir(parents=True, exist_ok=True)
-    connect(f"sqlite:///{BENCH_STORE.resolve()}")
-    spec = load_product("diabetes")
-    pepper = Settings().id_pepper.get_secret_value().encode()
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as t:
-        tmp = Path(t)
-        _, snapshot = _cohort_and_snapshot(tmp, log)
-        log("quality: default model")
-        default = train_product(spec, snapshot, artifact_root=tmp / "art", pepper=pepper, seed=7,
-                                register_model=False, run_name="bench-quality-default")
-        log("quality: larger model")
-        large = train_product(spec, snapshot, artifact_root=tmp / "art", pepper=pepper, seed=7, params=LARGE_PARAMS,
-                              register_model=False, run_name="bench-quality-large")
-    m, c = default.test_metrics, default.ceiling
-    auc = m["roc_auc"]
-    ceiling = c.get("ceiling_auc", float("nan"))
-    figures = {
-        "test_roc_auc": auc, "test_pr_auc": m["pr_auc"], "test_ece": m["ece"],
-        "test_calibration_slope": m["calibration_slope"], "test_calibration_intercept": m["calibration_intercept"],
-        "glm_roc_auc": default.glm_metrics["roc_auc"], "findrisc_roc_auc": default.findrisc_auc,
-        "ceiling_true_risk_auc": ceiling, "model_auc_vs_true_onset": c.get("model_auc_vs_true_onset"),
-        "test_auc_over_ceiling": auc / ceiling,
-        "auc_vs_true_onset_over_ceiling": c.get("model_auc_vs_true_onset", float("nan")) / ceiling,
-        "explanation_ms_per_row": default.explanation_ms,
-        "large_model": {"test_roc_auc": large.test_metrics["roc_auc"], "explanation_ms_per_row": large.explanation_ms,
-                        "params": LARGE_PARAMS},
-        "mlflow_runs": {"default": default.run_id, "large": large.run_id, "store": str(BENCH_STORE)},
-    }
-    checks = {
-        "auc_at_least_0.97_of_ceiling": auc >= 0.97 * ceiling,
-        "auc_vs_true_onset_at_least_0.97_of_ceiling": figures["auc_vs_true_onset_over_ceiling"] >= 0.97,
-        "auc_at_least_findrisc_plus_0.05": default.findrisc_auc is not None and auc >= default.findrisc_auc + 0.05,
-        "auc_above_glm": auc > default.glm_metrics["roc_auc"],
-        "ece_at_most_0.01": m["ece"] <= 0.01,
-        "explanation_at_most_0.5_ms": default.explanation_ms <= 0.5,
-        "within_0.005_of_large_model": large.test_metrics["roc_auc"] - auc <= 0.005,
-    }
-    figures["checks"] = checks
-    return write_result("quality", "chronorisk bench --name quality",
-                        {"members": MEMBERS, "product": "diabetes", "seed": 7, "index_dates": 4,
-                         "split": "train 2018-2019, validation 2020, test 2021"},
-                        figures, {"large_model_roc_auc": large.test_metrics["roc_auc"]},
-                        {"auc_over_ceiling_min": 0.97, "auc_minus_findrisc_min": 0.05, "ece_max": 0.01,
-                         "explanation_ms_max": 0.5, "auc_gap_to_large_max": 0.005}, all(checks.values()))

@@ -68,16 +68,16 @@ SPECS = [
     FeatureSpec("online_share_365d", "consultations", "share", "Share of last year's consultations held online", 0,
                 "Share of consultations online in the last year: {value}", fmt="{:.0%}", kind="coverage"),
     FeatureSpec("days_since_last_consultation", "consultations", "days",
-                "Days since the latest consultation (capped at 730: two years or more; missing: none)", 0,
+                "Days since the latest consultation (capped at 365: a year or more; missing: none)", 0,
                 "Days since the last consultation: {value}", fmt="{:,.0f}", kind="coverage"),
     FeatureSpec("consultation_history_days", "consultations", "days",
-                "Days since the first recorded consultation, capped at 730 (two years or more)", 0,
+                "Days since the first recorded consultation, capped at 365 (a year or more)", 0,
                 "Length of consultation history: {value}", fmt="{:,.0f}", kind="coverage"),
 ]
 NAMES = [s.name for s in SPECS]
 
 
-HISTORY_CAP_DAYS = 730.0  # history length and "days since" read "two years or more" beyond this
+HISTORY_CAP_DAYS = 365.0  # "a year or more": every eligible row has a year on the books (min_history_days)
 _PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in CODE_FLAGS.items()}
 # Same-day consultations are ordered by the values the order-sensitive features read (latest
 # value, sums), so their order in the input never matters; counts and flags are order-free.

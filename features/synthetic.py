@@ -48,7 +48,7 @@ from features.synthetic_records import (
 __all__ = ["BLOCK", "RAW_TABLES", "SynthSummary", "load_profile", "simulate_block", "synthesize"]
 
 BLOCK = 1000
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: lab panels of partly covered member-years scaled by the covered share
 RAW_TABLES = ("members", "applications", "consultations", "lab_results", "wearable_daily")
 TRUTH_TABLES = ("members", "yearly")
 HORIZONS = (1, 3, 5)

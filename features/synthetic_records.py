@@ -208,7 +208,10 @@ def _health_check_labs(rng: np.random.Generator, pop: Population, t_stop: np.nda
     hi = np.minimum(np.repeat(first_year, years) + offset + 1.0, t_stop[mm])
     base = np.log(profile.lab_share / (1.0 - profile.lab_share))
     p = 1.0 / (1.0 + np.exp(-(base + 0.02 * (pop.age0[mm] - 45.0) + 0.25 * pop.frailty[mm])))
-    take = (hi > lo) & (rng.random(len(mm)) < p)
+    # A member-year only partly on the books (the enrolment year, the year of leaving, and the sliver
+    # of a 365.25-day year that ends on the extract date) gets its panel with the covered share of the
+    # year's chance: a full chance there put a third of a year's panels on 2024-12-31.
+    take = (hi > lo) & (rng.random(len(mm)) < p * np.clip(hi - lo, 0.0, 1.0))
     mm, lo, hi = mm[take], lo[take], hi[take]
     size = len(mm)
     return {

@@ -82,6 +82,29 @@ def age_band(age: pd.Series) -> pd.Series:
     return out
 
 
+def true_onsets(test: pd.DataFrame, data_dir: Path | None, disease: str, horizon_years: int) -> pd.DataFrame | None:
+    """The test rows truly free of the disease at the index date, with the generator's true risk
+    (`true_risk`), true onset within the horizon (`y_true`) and their position in `test` (`row`);
+    None where the data has no generator truth."""
+    truth_dir = None if data_dir is None else Path(data_dir) / "_truth"
+    if truth_dir is None or not (truth_dir / "yearly.parquet").exists():
+        return None
+    risk_col = f"true_risk_{disease}_{horizon_years}y"
+    yearly = pd.read_parquet(truth_dir / "yearly.parquet",
+                             columns=["member_id", "date", f"prevalent_{disease}", risk_col])
+    members = pd.read_parquet(truth_dir / "members.parquet", columns=["member_id", f"{disease}_onset"])
+    yearly["date"] = pd.to_datetime(yearly["date"]).astype("datetime64[s]")
+    rows = test[["member_id", "index_date"]].assign(row=np.arange(len(test)))
+    rows = rows.merge(yearly, left_on=["member_id", "index_date"], right_on=["member_id", "date"], how="inner")
+    rows = rows.merge(members, on="member_id", how="left")
+    rows = rows[~rows[f"prevalent_{disease}"].to_numpy(dtype=bool)]
+    onset = pd.to_datetime(rows[f"{disease}_onset"])
+    end = rows["index_date"] + pd.DateOffset(years=horizon_years)
+    y_true = ((onset >= rows["index_date"]) & (onset < end)).fillna(False).to_numpy(dtype=int)
+    return pd.DataFrame({"row": rows["row"].to_numpy(), "true_risk": rows[risk_col].to_numpy(dtype=float),
+                         "y_true": y_true})
+
+
 def true_risk_ceiling(test: pd.DataFrame, model_p: np.ndarray, data_dir: Path | None, disease: str,
                       horizon_years: int) -> dict[str, Any]:
     """The generator's true-risk AUC on the test rows truly free at the index date, against true
@@ -89,23 +112,12 @@ def true_risk_ceiling(test: pd.DataFrame, model_p: np.ndarray, data_dir: Path | 
 
     Only where truth exists (synthetic data); otherwise says so.
     """
-    truth_dir = None if data_dir is None else Path(data_dir) / "_truth"
-    if truth_dir is None or not (truth_dir / "yearly.parquet").exists():
+    rows = true_onsets(test, data_dir, disease, horizon_years)
+    if rows is None:
         return {"available": False, "note": "no ceiling available: the data has no generator truth"}
-    risk_col = f"true_risk_{disease}_{horizon_years}y"
-    yearly = pd.read_parquet(truth_dir / "yearly.parquet",
-                             columns=["member_id", "date", f"prevalent_{disease}", risk_col])
-    members = pd.read_parquet(truth_dir / "members.parquet", columns=["member_id", f"{disease}_onset"])
-    yearly["date"] = pd.to_datetime(yearly["date"]).astype("datetime64[s]")
-    rows = test[["member_id", "index_date"]].assign(_p=model_p)
-    rows = rows.merge(yearly, left_on=["member_id", "index_date"], right_on=["member_id", "date"], how="inner")
-    rows = rows.merge(members, on="member_id", how="left")
-    rows = rows[~rows[f"prevalent_{disease}"].to_numpy(dtype=bool)]
-    onset = pd.to_datetime(rows[f"{disease}_onset"])
-    end = rows["index_date"] + pd.DateOffset(years=horizon_years)
-    y_true = ((onset >= rows["index_date"]) & (onset < end)).fillna(False).to_numpy(dtype=int)
-    ceiling = safe_auc(y_true, rows[risk_col].to_numpy())
-    model_vs_truth = safe_auc(y_true, rows["_p"].to_numpy())
+    y_true = rows["y_true"].to_numpy()
+    ceiling = safe_auc(y_true, rows["true_risk"].to_numpy())
+    model_vs_truth = safe_auc(y_true, np.asarray(model_p)[rows["row"].to_numpy()])
     return {"available": True, "rows": len(rows), "true_onsets": int(y_true.sum()), "ceiling_auc": ceiling,
             "model_auc_vs_true_onset": model_vs_truth,
             "leakage_alarm": bool(model_vs_truth > ceiling + LEAKAGE_TOLERANCE)}

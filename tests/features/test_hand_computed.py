@@ -38,7 +38,7 @@ def test_consultation_features_of_a_healthy_member(tables):
     assert f["consultations_365d"] == 1.0  # 2021-07-08
     assert f["online_share_365d"] == 1.0
     assert f["days_since_last_consultation"] == 177.0  # 2021-07-08 -> 2022-01-01
-    assert f["consultation_history_days"] == 730.0  # 2019-03-04 -> 2022-01-01 is 1,034 days: capped at two years
+    assert f["consultation_history_days"] == 365.0  # 2019-03-04 -> 2022-01-01 is 1,034 days: capped at a year
     assert f["age_years"] == pytest.approx((date(2022, 1, 1) - date(1970, 5, 10)).days / 365.25)
 
 

@@ -1,6 +1,7 @@
 """`chronorisk monitor` against the session champion's reference profile, through the real CLI.
 
-A population drawn from the default profile passes; one drawn from `older_less_active.yaml`
+A population drawn from the default profile and scored the day after its extract (the reference
+is the training rows closest to deployment, design.md decision 23) passes; one drawn from `older_less_active.yaml`
 (older, less active) is flagged on age, activity and the score, and the command exits non-zero.
 The same scored rows read back from the audit log give the same verdict as the batch file.
 """
@@ -22,7 +23,7 @@ from monitoring.drift import MonitorConfig
 from monitoring.monitor import run_monitor
 from serving.audit import AuditLog, AuditRecord
 
-INDEX_DATE = "2019-01-01"  # inside the reference's period: only the population differs
+INDEX_DATE = "2025-01-01"  # the day after the extract: scored as the model is served, against its latest rows
 MEMBERS = 2_000
 
 

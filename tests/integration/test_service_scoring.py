@@ -115,8 +115,17 @@ def test_explain_contributions_add_up_to_the_raw_score(explained):
 
 
 def test_the_score_is_the_champion_calibration_of_the_explained_raw_score(explained, answers, champion_calibration):
-    slope, intercept = champion_calibration["slope"], champion_calibration["intercept"]
-    expected = [1.0 / (1.0 + math.exp(-(slope * e["raw_score"] + intercept))) for e in explained]
+    def by_hand(raw: float) -> float:
+        """Platt: sigmoid(a raw + b); discrete hazard: one minus surviving each year's sigmoid(a raw + c_k)."""
+        a = champion_calibration["slope"]
+        if champion_calibration["method"] == "platt":
+            return 1.0 / (1.0 + math.exp(-(a * raw + champion_calibration["intercept"])))
+        survive = 1.0
+        for c in champion_calibration["period_intercepts"]:
+            survive *= 1.0 - 1.0 / (1.0 + math.exp(-(a * raw + c)))
+        return 1.0 - survive
+
+    expected = [by_hand(e["raw_score"]) for e in explained]
     served = [r.json()["probability"] for r in answers[:len(explained)]]
     # math.exp and numpy's exp may differ in the last bit, nothing more
     assert all(math.isclose(s, x, rel_tol=1e-12, abs_tol=0.0) for s, x in zip(served, expected, strict=True)), (

@@ -44,6 +44,19 @@ def test_a_good_bundle_loads(bundle):
     assert load_bundle(folder, hashes).features == ["Column_0", "Column_1", "Column_2"]
 
 
+def test_a_bundle_trained_with_other_feature_definitions_refuses_to_load(bundle):
+    """A rollback must never score an old model with new features silently (registry version 1 here)."""
+    import json
+
+    folder, hashes = bundle
+    listing = json.loads((folder / "features.json").read_text())
+    listing["feature_definitions_version"] = 1
+    (folder / "features.json").write_text(json.dumps(listing))
+    registered = {**hashes, "features.json": sha256_file(folder / "features.json")}  # as if registered so
+    with pytest.raises(ModelLoadError, match="trained with feature definitions version 1, but this code computes"):
+        load_bundle(folder, registered)
+
+
 def test_an_edited_reference_profile_is_refused(bundle):
     """The monitor judges drift against this file, so a doctored reference must not load either."""
     folder, hashes = bundle

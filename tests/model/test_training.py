@@ -106,3 +106,46 @@ def test_no_raw_member_id_reaches_the_mlflow_store(diabetes_snapshot, trained):
     assert store_files and model_name("diabetes")
     for member in ids:
         assert not any(member.encode() in blob for blob in blobs), "a raw member id reached MLflow"
+
+
+def test_no_test_member_has_a_row_in_training_or_validation(diabetes_snapshot):
+    frame = read_snapshot(diabetes_snapshot, columns=["member_id", "split"])
+    tested = set(frame.loc[frame["split"].isin(["test", "test_censored"]), "member_id"])
+    learned = set(frame.loc[frame["split"].isin(["train", "validation"]), "member_id"])
+    assert tested and learned and not tested & learned
+
+
+def test_partially_followed_rows_are_learned_from_and_both_candidates_judged_on_the_same_rows(diabetes_snapshot,
+                                                                                            trained):
+    import json
+
+    client, folder, result = trained
+    path = client.download_artifacts(result.run_id, "evaluation/candidates.json", str(folder / "dl"))
+    logged = json.loads(open(path).read())
+    hazard, dropped = logged["candidates"]["discrete_hazard"], logged["candidates"]["drop_censored"]
+    frame = read_snapshot(diabetes_snapshot, columns=["split", "complete"])
+    train = frame[frame["split"] == "train"]
+    assert hazard["train_rows"] == len(train)  # every training row, censored ones included
+    assert dropped["dropped_censored_train_rows"] == int((~train["complete"]).sum()) > 0  # counted, not hidden
+    assert hazard["rows"] == dropped["rows"] == result.test_metrics["rows"]  # the same complete test rows
+    assert logged["chosen"] == max(logged["candidates"], key=lambda n: logged["candidates"][n]["roc_auc"])
+    run = client.get_run(result.run_id)
+    assert {"candidate_discrete_hazard_test_roc_auc", "candidate_drop_censored_test_roc_auc"} <= set(run.data.metrics)
+
+
+def test_explanations_add_up_to_the_raw_score_the_calibration_maps(diabetes_snapshot, trained):
+    client, _, result = trained
+    model = fetch(client, resolve(client, "diabetes", result.version or ""))
+    rows = read_snapshot(diabetes_snapshot).query("split == 'test'").head(200)
+    x = rows[model.features].to_numpy(dtype=float)
+    raw = model.booster.predict(x, raw_score=True)
+    contrib = model.booster.predict(x, pred_contrib=True)
+    assert np.abs(contrib.sum(axis=1) - raw).max() < 1e-9
+    p = model.calibration.probability(raw)
+    assert ((p > 0) & (p < 1)).all() and np.all(np.diff(p[np.argsort(raw)]) >= 0)  # monotone in the raw score
+
+
+def test_the_monitor_reference_is_the_latest_training_date(trained):
+    client, _, result = trained
+    model = fetch(client, resolve(client, "diabetes", result.version or ""))
+    assert model.reference.source.endswith("2024-01-01)")
