@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -121,7 +123,7 @@ def test_partially_followed_rows_are_learned_from_and_both_candidates_judged_on_
 
     client, folder, result = trained
     path = client.download_artifacts(result.run_id, "evaluation/candidates.json", str(folder / "dl"))
-    logged = json.loads(open(path).read())
+    logged = json.loads(Path(path).read_text())
     hazard, dropped = logged["candidates"]["discrete_hazard"], logged["candidates"]["drop_censored"]
     frame = read_snapshot(diabetes_snapshot, columns=["split", "complete"])
     train = frame[frame["split"] == "train"]
