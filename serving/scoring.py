@@ -183,7 +183,7 @@ def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> lis
     values are the model's features in model order (NaN where missing)."""
     feats = served.model.features
     order = np.argsort(-contrib[: len(feats)], kind="stable")
-    out = []
+    out: list[Reason] = []
     for j in order:
         if contrib[j] <= 0 or len(out) == served.model.spec.reason_count:
             break

@@ -30,27 +30,40 @@ class Candidate:
     name: str
     booster: lgb.Booster
     calibrator: HazardCalibrator | PlattCalibrator
-    rows: dict[str, int] = field(default_factory=dict)  # what it learned from
+    rows: dict[str, float] = field(default_factory=dict)  # what it learned from
 
     def proba(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.calibrator.predict_proba(np.asarray(self.booster.predict(x, raw_score=True)))[:, 1])
 
 
+def recency_weights(frame: pd.DataFrame, half_life_years: float | None) -> np.ndarray:
+    """0.5 ** (years before the latest index date / half-life) per row; ones without a half-life."""
+    if half_life_years is None:
+        return np.ones(len(frame))
+    t = frame["index_date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    return np.asarray(0.5 ** ((t.max() - t) / 365.25 / half_life_years), dtype=float)
+
+
 def fit_hazard(train: pd.DataFrame, validation: pd.DataFrame, features: list[str], monotone: list[int],
-               seed: int, params: dict[str, Any], horizon: int) -> Candidate:
-    """Person-period rows of both parts; trees on top of the yearly baseline log-odds."""
+               seed: int, params: dict[str, Any], horizon: int, half_life_years: float | None = None) -> Candidate:
+    """Person-period rows of both parts; trees on top of the yearly baseline log-odds. Training rows may
+    be weighted towards the latest index dates (the product's `recency_half_life_years`): the served
+    population is the latest one, and the data sources it has (wearables since 2019) are the newest.
+    The baseline and the calibration stay unweighted, fitted over every date."""
     pp_tr, pp_va = person_periods(train, horizon), person_periods(validation, horizon)
     base = baseline_logits(pp_tr, horizon)
     x_tr = train[features].to_numpy(dtype=float)
     x_va = validation[features].to_numpy(dtype=float)
-    offsets = Offsets(base[pp_tr.period], base[pp_va.period], pp_tr.weight, pp_va.weight)
+    recency = recency_weights(train, half_life_years)[pp_tr.row]
+    offsets = Offsets(base[pp_tr.period], base[pp_va.period], pp_tr.weight * recency, pp_va.weight)
     booster = fit_booster(x_tr[pp_tr.row], pp_tr.label, x_va[pp_va.row], pp_va.label, features, monotone, seed,
                           params, metric=HAZARD_STOP_METRIC, offsets=offsets)
     raw_va = np.asarray(booster.predict(x_va, raw_score=True))[pp_va.row]
     calibrator = HazardCalibrator(horizon).fit(raw_va, pp_va)
     return Candidate(HAZARD, booster, calibrator, {"train_rows": len(train), "train_person_years": len(pp_tr),
                                                    "train_events": int(pp_tr.label.sum()),
-                                                   "validation_person_years": len(pp_va)})
+                                                   "validation_person_years": len(pp_va),
+                                                   "recency_half_life_years": half_life_years or 0})
 
 
 def fit_drop_censored(train: pd.DataFrame, validation: pd.DataFrame, features: list[str], monotone: list[int],

@@ -177,6 +177,9 @@ class ProductSpec(_Strict):
     reason_count: int = Field(5, ge=3, le=5, description="reasons returned per score: the features pushing risk up "
                                                         "most (fewer if fewer push up)")
     small_data: SmallData = Field(default_factory=SmallData)
+    recency_half_life_years: float | None = Field(
+        None, gt=0, description="censoring-aware model: weight each training row by 0.5 ** (years before the "
+        "latest index date / this), so the model learns most from the population it will be served on")
     scenarios: list[WhatIfScenario] = Field(default_factory=list, description="what-ifs of the portfolio report")
 
     @model_validator(mode="after")

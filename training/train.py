@@ -184,7 +184,8 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
                 done["validation"]], y["validation"][done["validation"]], features, monotone, seed, tune_trials))
         if spec.split is not None and spec.split.scheme == "member_and_time":
             horizon = spec.horizon_years
-            candidates = [fit_hazard(parts["train"], parts["validation"], features, monotone, seed, chosen, horizon),
+            candidates = [fit_hazard(parts["train"], parts["validation"], features, monotone, seed, chosen, horizon,
+                                     spec.recency_half_life_years),
                           fit_drop_censored(parts["train"], parts["validation"], features, monotone, seed, chosen)]
             best, comparison = choose(candidates, x["test"], y["test"])
             booster, calibrator = best.booster, best.calibrator
