@@ -102,14 +102,19 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
     registry = default_registry()
     monotone: dict[str, int] = report.get("monotone", {})
     overrides: dict[str, int] = report.get("monotone_overrides", {})
-    direction = {1: "raises risk", -1: "lowers risk", 0: "unconstrained"}
+    gain: dict[str, float] = report.get("gain_share", {})
+    direction = {1: "may only raise risk", -1: "may only lower risk", 0: "unconstrained"}
+    unused = [f for f in monotone if f in gain and gain[f] == 0.0]
     sections.append(Section(
         "Features and monotone constraints",
         [f"{len(monotone)} features; {sum(1 for v in monotone.values() if v)} monotone constraints "
-         f"(overrides from the product spec: {json.dumps(overrides) if overrides else 'none'})."],
-        ["feature", "unit", "description", "constraint"],
+         f"(overrides from the product spec: {json.dumps(overrides) if overrides else 'none'}). A constraint says "
+         "which way a feature is allowed to move the risk; the share of gain says how much the model uses it"
+         + (f"; {len(unused)} features have no gain and do nothing." if unused else ".")],
+        ["feature", "unit", "description", "constraint", "share of gain"],
         [[f, registry[f].unit if f in registry else "-", registry[f].description if f in registry else "-",
-          direction.get(int(d), str(d)) + (" (override)" if f in overrides else "")] for f, d in monotone.items()]))
+          direction.get(int(d), str(d)) + (" (override)" if f in overrides else ""),
+          f"{gain[f]:.1%}" if f in gain else "-"] for f, d in monotone.items()]))
     overall = ["roc_auc", "pr_auc", "brier", "ece", "calibration_slope", "calibration_intercept", "event_rate",
                "mean_predicted"]
     sections.append(Section("Metrics on the test set (overall)", [
@@ -218,5 +223,9 @@ def _event_text(spec: ProductSpec) -> str:
 def _split_text(spec: ProductSpec) -> str:
     if spec.split is None:
         return "Split: a stratified hold-out of the extract for the test, repeated k-fold on the rest."
+    if spec.split.scheme == "member_and_time":
+        return (f"Split by member and time: {spec.split.test_members:.0%} of members held out for test at "
+                f"{', '.join(map(str, spec.split.test))} (complete follow-up), {spec.split.validation_members:.0%} "
+                "for validation; the rest train at every index date, partially followed rows included.")
     return (f"Out-of-time split: train {', '.join(map(str, spec.split.train))}; validation "
             f"{', '.join(map(str, spec.split.validation))}; test {', '.join(map(str, spec.split.test))}.")

@@ -282,7 +282,8 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
         plots.importance_plot(gain, out / "plots" / "importance.png")
         report = {"product": spec.name, "test": m_model, "glm": m_glm, "findrisc_roc_auc": findrisc_auc,
                   "ceiling": ceiling, "explanation_ms_per_row": cost, "notes": notes,
-                  "monotone": dict(zip(features, monotone, strict=True)), "monotone_overrides": overrides}
+                  "monotone": dict(zip(features, monotone, strict=True)), "monotone_overrides": overrides,
+                  "gain_share": {f: float(g) / max(float(gain.sum()), 1e-12) for f, g in gain.items()}}
         (out / "evaluation" / "report.json").write_text(json.dumps(report, indent=2, default=float))
         decile_lift(y, p_test).to_csv(out / "evaluation" / "lift.csv", index=False)
         groups.table.to_csv(out / "evaluation" / "subgroups.csv", index=False)

@@ -60,3 +60,19 @@ def test_a_feature_cannot_be_registered_twice():
 def test_a_direction_outside_minus_one_to_one_is_refused():
     with pytest.raises(ValueError, match="direction"):
         FeatureSpec("x", "t", "u", "d", 2, "x: {value}")
+
+
+def test_coverage_and_testing_pattern_features_are_marked_as_such():
+    registry = default_registry()
+    testing = {n for n in registry.names() if n.endswith("_days_since")} | {"lab_days_365d"}
+    coverage = {"consultations_365d", "online_share_365d", "days_since_last_consultation",
+                "consultation_history_days", "wear_coverage_30d", "wear_coverage_90d", "wear_coverage_365d"}
+    assert {n for n in registry.names() if registry[n].kind == "testing_pattern"} == testing
+    assert {n for n in registry.names() if registry[n].kind == "coverage"} == coverage
+    assert not any(registry.may_be_reason(n) for n in testing | coverage)
+    assert registry.may_be_reason("hba1c_pct_latest") and registry.may_be_reason("steps_mean_90d")
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        FeatureSpec("x", "t", "u", "d", 0, "x: {value}", kind="proxy")

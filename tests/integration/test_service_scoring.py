@@ -95,6 +95,15 @@ def test_every_answer_with_a_decision_has_a_reason_that_raises_risk_in_plain_wor
     assert unexplained == []
 
 
+def test_no_reason_describes_data_coverage_or_a_testing_pattern(answers):
+    """How much data there is, or when a test was done, describes the record, not the applicant."""
+    from features.registry import default_registry
+
+    registry = default_registry()
+    given = {r["feature"] for a in answers for r in a.json().get("reasons", [])}
+    assert given and all(registry[f].kind == "measurement" for f in given), sorted(given)
+
+
 def test_reasons_come_largest_contribution_first(answers):
     orders = [[x["contribution"] for x in r.json()["reasons"]] for r in answers if r.status_code == 200]
     assert [o for o in orders if o != sorted(o, reverse=True)] == []
