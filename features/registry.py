@@ -19,7 +19,7 @@ DIRECTIONS = (-1, 0, 1)
 KINDS = ("measurement", "coverage", "testing_pattern")
 # The definitions' version: raise it whenever a feature's computation changes, so a bundle trained
 # with other definitions refuses to load instead of scoring new features with an old model.
-FEATURE_DEFINITIONS_VERSION = 2
+FEATURE_DEFINITIONS_VERSION = 3  # 2: fixed windows and caps (issue 13); 3: history caps at one year
 
 
 @dataclass(frozen=True)

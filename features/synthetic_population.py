@@ -9,6 +9,7 @@ integral of the hazard (no realised future path enters it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -185,14 +186,21 @@ def hypertension_log_hazard(pop: Population, s: dict[str, np.ndarray], c=lambda 
     )
 
 
-def cumulative_hazards(pop: Population) -> tuple[np.ndarray, np.ndarray]:
+StateEdit = Callable[[dict[str, np.ndarray], np.ndarray], None]
+
+
+def cumulative_hazards(pop: Population, edit: StateEdit | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative hazards (n, months+1) of diabetes and hypertension on the monthly grid.
 
     Person-time starts at enrolment; the month of enrolment counts for its remaining fraction.
+    `edit(state, t)` may change the latent state in place before the hazard is taken (the
+    counterfactual scenarios of features/synthetic_counterfactual.py); without it, the generator's.
     """
     mid = (GRID_T[:-1] + GRID_T[1:]) / 2.0
     t = np.broadcast_to(mid, (len(pop), GRID_MONTHS))
     s = latent_state(pop, t)
+    if edit is not None:
+        edit(s, t)
     at_risk = np.clip((GRID_T[1:] - pop.enrol_t[:, None]) * 12.0, 0.0, 1.0) / 12.0
     out = []
     for log_h in (diabetes_log_hazard(pop, s, _col), hypertension_log_hazard(pop, s, _col)):

@@ -12,7 +12,7 @@ import itertools
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,28 @@ def _scenario_results(model: LoadedModel, scenarios: list[WhatIfScenario], portf
     return out
 
 
+def _with_truth(results: list[ScenarioResult], scenarios: list[WhatIfScenario], rows: pd.DataFrame,
+                spec: ProductSpec, truth_dir: Path | None) -> tuple[list[ScenarioResult], str]:
+    """Each scenario's counterfactual truth on the same members, where the data has a latent state."""
+    from features.synthetic_counterfactual import DISEASES, has_truth, true_risk_under
+
+    if truth_dir is None or not has_truth(truth_dir) or spec.name not in DISEASES:
+        return results, "No counterfactual truth available for the what-ifs (not synthetic data from the generator)."
+    ids, dates = rows["member_id"].to_numpy(dtype=object), pd.to_datetime(rows["index_date"]).to_numpy()
+    base = true_risk_under(truth_dir, ids, dates, spec.name, spec.horizon_years)
+    free = ~np.isnan(base)
+    by_name = {s.name: s for s in scenarios}
+    out = []
+    for r in results:
+        s = by_name[r.name]
+        after = true_risk_under(truth_dir, ids, dates, spec.name, spec.horizon_years, s.edit, s.value)
+        out.append(replace(r, true_onsets_before=float(base[free].sum()), true_onsets_after=float(after[free].sum()),
+                           true_members=int(free.sum())))
+    return out, ("What-ifs beside the generator's counterfactual truth: the same members' true onset risk with the "
+                 "latent state edited from the index date on (features/synthetic_counterfactual.py). The model "
+                 "predicts recorded events and the truth is onset, so compare relative changes, not levels.")
+
+
 def _test_set_calibration(model: LoadedModel, test_set: pd.DataFrame | None
                           ) -> tuple[dict[str, pd.DataFrame], bytes | None, str]:
     if test_set is None or not len(test_set):
@@ -121,8 +143,9 @@ def shap_frame(frame: pd.DataFrame, seg: pd.DataFrame, model: LoadedModel, contr
 def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames, scenarios: list[WhatIfScenario],
                 test_set: pd.DataFrame | None, out_dir: Path, *, pepper: bytes, source: str,
                 registry: FeatureRegistry | None = None, progress: bool = True,
-                notes: list[str] | None = None) -> ReportResult:
-    """Compute everything and write `report.html` and `shap_values.parquet` into `out_dir`."""
+                notes: list[str] | None = None, truth_dir: Path | None = None) -> ReportResult:
+    """Compute everything and write `report.html` and `shap_values.parquet` into `out_dir`.
+    With `truth_dir` (a synthetic folder), each what-if also gets the generator's counterfactual truth."""
     registry = registry or default_registry()
     spec: ProductSpec = model.spec
     frame = portfolio.base
@@ -168,6 +191,11 @@ def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames
     else:
         results = _scenario_results(model, scenarios, portfolio, pair_key(portfolio.whatif_base),
                                     probabilities(model, portfolio.whatif_base))
+    notes = list(notes or [])
+    if results:
+        results, note = _with_truth(results, scenarios, portfolio.whatif_base if portfolio.whatif_base is not None
+                                    else frame, spec, truth_dir)
+        notes.append(note)
     timings["what_if_scoring"] = time.perf_counter() - start
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -200,7 +228,11 @@ def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames
                "scenarios": [{"name": s.name, "members": s.members, "with_source_data": s.with_source_data,
                               "changed_class": s.changed_class, "moved_down": s.moved_down, "moved_up": s.moved_up,
                               "expected_claims_before": s.expected_claims_before,
-                              "expected_claims_after": s.expected_claims_after} for s in results]}
+                              "expected_claims_after": s.expected_claims_after,
+                              "model_relative_change": s.model_relative_change,
+                              "true_members": s.true_members, "true_onsets_before": s.true_onsets_before,
+                              "true_onsets_after": s.true_onsets_after,
+                              "true_relative_change": s.true_relative_change} for s in results]}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return ReportResult(html=html_path, shap_parquet=shap_path, members=len(frame), timings_s=timings,
                         additivity_max_gap=gap, scenarios=results, notes=list(notes or []))
@@ -305,7 +337,8 @@ def run_report(tracking_uri: str, product: str, out_dir: Path, *, pepper: bytes,
                  "the product declines them)."]
         source = f"every member of {data_dir.name}/ enrolled on {when}"
     result = make_report(model, label, portfolio, scenarios, fetch_test_set(client, str(mv.run_id)), out_dir,
-                         pepper=pepper, source=source, registry=registry, progress=progress, notes=notes)
+                         pepper=pepper, source=source, registry=registry, progress=progress, notes=notes,
+                         truth_dir=data_dir)
     if log_to_mlflow:
         log_report(client, str(mv.run_id), result.html)
         result.logged_to_run = str(mv.run_id)

@@ -166,11 +166,19 @@ def _what_if(c: ReportContent) -> str:
         "with the source data": s.with_source_data, "change risk class": s.changed_class,
         "to a lower class": s.moved_down, "to a higher class": s.moved_up,
         "expected claims before": s.expected_claims_before, "expected claims after": s.expected_claims_after,
-        "change": s.expected_claims_change} for s in c.scenarios])
+        "change": s.expected_claims_change, "model: relative change": f"{s.model_relative_change:+.1%}",
+        "truth: members free of it": s.true_members or "-",
+        "truth: expected onsets before": "-" if s.true_onsets_before is None else f"{s.true_onsets_before:,.1f}",
+        "truth: expected onsets after": "-" if s.true_onsets_after is None else f"{s.true_onsets_after:,.1f}",
+        "truth: relative change": "-" if s.true_relative_change is None else f"{s.true_relative_change:+.1%}"}
+        for s in c.scenarios])
     parts = ["<h2>7. What-if scenarios</h2><p>Each scenario edits the raw records (for example every wearable "
              "day's steps), reruns the feature function and re-scores with the model; it does not add up SHAP "
              "values. Members without the source data (no wearable, no recorded weight) are counted as unchanged. "
-             "Expected claims are the sum of calibrated horizon probabilities.</p>", table(rows)]
+             "Expected claims are the sum of calibrated horizon probabilities. On synthetic data the generator's "
+             "counterfactual truth stands beside it: the same members' true onset risk with the latent state "
+             "edited the same way; the model predicts recorded events and the truth is onset, so compare the "
+             "relative changes.</p>", table(rows)]
     for s in c.scenarios:
         parts.append(f"<h3>{e(s.name)}: risk class before (rows) and after (columns)</h3>"
                      + table(s.transitions, index=True))

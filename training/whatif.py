@@ -102,10 +102,25 @@ class ScenarioResult:
     expected_claims_before: float
     expected_claims_after: float
     transitions: pd.DataFrame  # risk class before x after, member counts
+    # The generator's counterfactual truth on the same members (synthetic data only): expected true
+    # onsets within the horizon before and after, over the members truly free of the disease.
+    true_onsets_before: float | None = None
+    true_onsets_after: float | None = None
+    true_members: int = 0
 
     @property
     def expected_claims_change(self) -> float:
         return self.expected_claims_after - self.expected_claims_before
+
+    @property
+    def model_relative_change(self) -> float:
+        return self.expected_claims_change / self.expected_claims_before if self.expected_claims_before else 0.0
+
+    @property
+    def true_relative_change(self) -> float | None:
+        if self.true_onsets_before is None or self.true_onsets_after is None or not self.true_onsets_before:
+            return None
+        return (self.true_onsets_after - self.true_onsets_before) / self.true_onsets_before
 
 
 def summarise(scenario: WhatIfScenario, spec: ProductSpec, p_before: np.ndarray, p_after: np.ndarray,
