@@ -23,6 +23,7 @@ import anyio
 from pydantic_core import from_json
 
 from serving.keys import AuthResult, KeyStoreError
+from serving.redaction import current_request_id
 
 logger = logging.getLogger("chronorisk.gatekeeper")
 
@@ -76,6 +77,7 @@ class Gatekeeper:
         svc = self._service()
         limits = svc.settings
         request_id = uuid.uuid4().hex
+        current_request_id.set(request_id)  # redacted log lines name the request, never its values
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         ctx: dict[str, Any] = {"request_id": request_id, "endpoint": scope["path"], "key_id": None, "product": None,
                                "input_sha256": None}
@@ -101,7 +103,7 @@ class Gatekeeper:
         media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if media != "application/json":
             await self._refuse(send, svc, ctx, 415, "content-type", "unsupported_media_type",
-                               f"{media!r} is not accepted; send application/json")
+                               "this media type is not accepted; send application/json")
             return
         body = b""
         more = True
@@ -123,7 +125,8 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, 422, "body", "invalid_json", "the body is not valid JSON")
             return
         product = payload.get("product") if isinstance(payload, dict) else None
-        ctx["product"] = product if isinstance(product, str) else None
+        # only a product this service knows is recorded: any other string is the client's and could carry anything
+        ctx["product"] = product if isinstance(product, str) and product in svc.products else None
         auth = await self._authenticate(send, svc, ctx, headers, None)
         if auth is None:
             return
@@ -147,7 +150,7 @@ class Gatekeeper:
         if product not in svc.products:
             known = sorted(svc.products)
             await self._refuse(send, svc, ctx, 404, "product", "unknown_product",
-                               f"unknown product {product!r}; known products: {', '.join(known)}")
+                               f"unknown product; known products: {', '.join(known)}")
             return
         auth = await self._authenticate(send, svc, ctx, headers, product)
         if auth is None:

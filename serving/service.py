@@ -25,6 +25,7 @@ from features.pseudonym import member_ref
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
+from serving.redaction import install_log_redaction
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
@@ -38,6 +39,7 @@ info = FastAPI(title="chronorisk read-only endpoints")
 @bentoml.asgi_app(info, path="/")
 class ChronoriskService:
     def __init__(self) -> None:
+        install_log_redaction()  # before anything can log a request's values
         self.settings = Settings()
         self.products: list[str] = list(self.settings.serve_products)
         self.models: dict[str, ServedModel] = {}
@@ -198,7 +200,7 @@ class ChronoriskService:
         if not self._caller(x_api_key, None).ok:
             raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
         if product not in self.products:
-            raise HTTPException(status_code=404, detail=f"unknown product {product!r}; known products: "
+            raise HTTPException(status_code=404, detail="unknown product; known products: "
                                                         f"{', '.join(sorted(self.products))}")
         auth = self._caller(x_api_key, product)
         if not auth.ok:
