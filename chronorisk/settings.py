@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     mlflow_artifacts: Path = Field(Path("mlartifacts"), description="local MLflow artifact root")
     promotion_log: Path = Field(Path("promotions.jsonl"), description="every gate verdict and rollback, appended")
     audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
+    secrets_dir: Path = Field(Path("secrets"), description="audit HMAC and signing keys (0700 folder, 0600 files), "
+                                                           "outside the audit database")
+    audit_key: SecretStr | None = Field(None, description="the audit chain's HMAC key; overrides the one in "
+                                                          "secrets_dir")
+    audit_checkpoints: Path | None = Field(None, description="append-only file of signed chain heads (default: "
+                                                             "beside a SQLite audit database)")
+    audit_checkpoint_every: int = Field(100, ge=1, description="records between signed checkpoints")
     keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
     serve_products: Annotated[list[str], NoDecode] = Field(
         ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 
 from chronorisk.settings import Settings
 from features.pseudonym import member_ref
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
+from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.redaction import install_log_redaction
@@ -45,7 +45,7 @@ class ChronoriskService:
         self.models: dict[str, ServedModel] = {}
         self.load_errors: dict[str, str] = {}
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
-        self.audit = AuditLog(self.settings.audit_url)
+        self.audit = open_audit_log(self.settings, writer=True)
         self.keys = KeyStore(self.settings.keys_file)
         self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
@@ -61,6 +61,11 @@ class ChronoriskService:
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
                 logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
+
+    @bentoml.on_shutdown
+    def _close_audit(self) -> None:
+        """Sign the audit chain's head on the way out, so records cut off the end later are noticed."""
+        self.audit.close()
 
     def __is_ready__(self) -> bool:
         return not self.load_errors and all(p in self.models for p in self.products)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import psutil
+from audit_test_keys import audit_secrets_dir
 
 from features.contracts import load_raw
 from features.synthetic import load_profile, synthesize
@@ -141,6 +142,7 @@ def service_env(tracking_uri: str, audit_url: str, keys_file: Path, products: tu
     """The environment of a server or batch run: the store, audit log, keys, pepper and limits."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "CHRONORISK_AUDIT_URL": audit_url,
            "CHRONORISK_KEYS_FILE": str(keys_file), "CHRONORISK_ID_PEPPER": PEPPER,
+           "CHRONORISK_SECRETS_DIR": str(audit_secrets_dir()),
            "CHRONORISK_ENVIRONMENT": "test", "CHRONORISK_SERVE_PRODUCTS": ",".join(products),
            "CHRONORISK_MAX_BATCH": str(MAX_BATCH), "CHRONORISK_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
            "BENTOML_DO_NOT_TRACK": "True", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from audit_test_keys import AUDIT_KEYS
 from service_fixtures import MAX_BATCH, MAX_BODY_BYTES, Keys, ModelStore, Server
 
 from serving.audit import AuditLog
@@ -332,7 +333,7 @@ def exchange(scoring_server, model_store, api_keys) -> Callable[[Case], Exchange
 
 @pytest.fixture(scope="module")
 def audit_log(audit_url) -> Iterator[AuditLog]:
-    log = AuditLog(audit_url)
+    log = AuditLog(audit_url, AUDIT_KEYS)
     yield log
     log.close()
 
