@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chronorisk.settings import load_settings
+from chronorisk.settings import Settings, load_settings
 
 app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -25,6 +25,31 @@ app.add_typer(data_app, name="data")
 features_app = typer.Typer(help="Point-in-time features: build a product's training snapshot.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+@app.callback()
+def main() -> None:
+    """chronorisk: chronic-disease risk scoring for single-disease insurance products."""
+    import os
+
+    from serving.redaction import install_log_redaction
+
+    # Everything this process writes (raw and scored data, quarantine files, mlflow.db, audit.db,
+    # keys, reports) is health data or a secret: owner-only by default, whatever the caller's umask.
+    os.umask(0o077)
+    install_log_redaction()
+
+
+def _say_environment(settings: Settings) -> None:
+    """The demos run on embedded defaults only in development, chosen explicitly; they say so."""
+    if settings.environment != "development":
+        console.print(f"[red]the demo runs on embedded defaults (placeholder pepper, audit keys generated on first "
+                      f"run); choose them with CHRONORISK_ENVIRONMENT=development (this is "
+                      f"{settings.environment})[/red]")
+        raise typer.Exit(code=2)
+    pepper = "the placeholder pepper" if settings.id_pepper.get_secret_value() == "dev-pepper" else "your pepper"
+    console.print(f"environment: development, chosen explicitly; member ids pseudonymised with {pepper}; "
+                  f"audit keys in {settings.secrets_dir}/ (generated there, 0600, on first run)")
 
 
 @data_app.command("synth")
@@ -258,6 +283,7 @@ def demo(
 ) -> None:
     """End to end on embedded defaults: generate, validate, calibrate, features, train, promote, serve one request."""
     settings = load_settings()
+    _say_environment(settings)
     data_dir = out or settings.data_dir
     console.rule("1. synthetic cohort")
     data_synth(members=members, seed=seed, out=data_dir, profile=None, workers=2, file_format="parquet")
@@ -354,6 +380,7 @@ def byod_example(
     from features.mapping import load_mapping
 
     settings = load_settings()
+    _say_environment(settings)
     root = Path("data/byod")
     source = load_mapping(mapping).source.path
     console.rule("1. a flat extract in the insurer's names, units and codes (cut from a synthetic cohort)")

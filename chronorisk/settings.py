@@ -7,7 +7,7 @@ environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHRONORISK_", extra="ignore")
 
-    environment: str = Field("development", description="development, test or production")
+    environment: Literal["development", "test", "production"] = Field(
+        "production", description="production unless chosen otherwise: placeholder secrets are accepted only in "
+                                  "development, which must be chosen explicitly")
     data_dir: Path = Field(Path("data/synth"), description="raw data folder")
     features_dir: Path = Field(Path("data/features"), description="feature snapshots")
     profile: Path = Field(
@@ -60,15 +62,32 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_outside_development(self) -> Settings:
-        if (
-            self.environment not in ("development", "test")
-            and self.id_pepper.get_secret_value() in PLACEHOLDER_SECRETS
-        ):
+        # `test` is refused too: a test deployment pseudonymises real-looking ids, and a public pepper
+        # lets anyone reverse them by hashing candidate ids.
+        placeholder = self.id_pepper.get_secret_value() in PLACEHOLDER_SECRETS
+        if self.environment != "development" and placeholder:
             raise ValueError(
-                "CHRONORISK_ID_PEPPER is unset or a placeholder; set a real secret outside development"
+                f"CHRONORISK_ID_PEPPER is unset or a placeholder, which only CHRONORISK_ENVIRONMENT=development "
+                f"accepts (this is {self.environment}); set a real secret"
             )
+        if self.environment != "development" and self.audit_key is not None and \
+                self.audit_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError("CHRONORISK_AUDIT_KEY is a placeholder; set a real secret or leave it unset")
         return self
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names fields and rules, never a value (they hold secrets)."""
+
+
 def load_settings() -> Settings:
-    return Settings()
+    """The settings from the environment, or SettingsError: pydantic's own error text would print
+    `input_value`, which here is every setting, the secrets included."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+                             for e in err.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
-from chronorisk.settings import Settings
+from chronorisk.settings import load_settings
 from features.pseudonym import member_ref
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.gatekeeper import Gatekeeper
@@ -40,7 +40,8 @@ info = FastAPI(title="chronorisk read-only endpoints")
 class ChronoriskService:
     def __init__(self) -> None:
         install_log_redaction()  # before anything can log a request's values
-        self.settings = Settings()
+        os.umask(0o077)  # the audit database, its checkpoints, fetched models: owner-only
+        self.settings = load_settings()
         self.products: list[str] = list(self.settings.serve_products)
         self.models: dict[str, ServedModel] = {}
         self.load_errors: dict[str, str] = {}
