@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     audit_checkpoints: Path | None = Field(None, description="append-only file of signed chain heads (default: "
                                                              "beside a SQLite audit database)")
     audit_checkpoint_every: int = Field(100, ge=1, description="records between signed checkpoints")
+    audit_timeout_s: float = Field(2.0, gt=0, le=20, description="client-side limit on one audit write (connect, "
+                                                                "lock, statement, commit); beyond it a 503")
     keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
     serve_products: Annotated[list[str], NoDecode] = Field(
         ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -221,6 +222,7 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self._unsigned = False  # this instance appended records no checkpoint covers yet
         self.timeout_s = timeout_s
+        self._hung_until = 0.0  # monotonic time before which appends fail at once (the database hung)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             create_private(Path(url.removeprefix("sqlite:///")))
         self._engine = make_engine(url, timeout_s)
@@ -249,12 +251,19 @@ class AuditLog:
             raise ValueError("this audit log was opened without keys: it is read-only")
         key = self.keys.hmac_key
         clean = _normalised(record)
+        if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
+            raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
+                                   f"not answer within {self.timeout_s:g} s moments ago")
         with deadline(self.timeout_s):
             if not self._appending.acquire(timeout=max(remaining() or 0.0, 0.0)):
                 raise AuditUnavailable(f"audit record {record.request_id!r} not committed: "
                                        f"other appends held the log for {self.timeout_s:g} s")
             try:
                 stored = self._commit(clean, key)
+            except AuditUnavailable:
+                if (remaining() or 1.0) <= 0:  # a hang, not a refusal: fail fast for a while, one probe after
+                    self._hung_until = time.monotonic() + self.timeout_s
+                raise
             finally:
                 self._appending.release()
         assert stored.seq is not None and stored.record_hash is not None
@@ -381,4 +390,5 @@ def open_audit_log(settings: Settings, *, writer: bool) -> AuditLog:
     from serving.audit_seal import keys_for
 
     keys = keys_for(settings) if writer else None
-    return AuditLog(settings.audit_url, keys, settings.audit_checkpoints, settings.audit_checkpoint_every)
+    return AuditLog(settings.audit_url, keys, settings.audit_checkpoints, settings.audit_checkpoint_every,
+                    settings.audit_timeout_s)

@@ -5,7 +5,7 @@ that waits for BentoML's own timeout while its record may still commit later. `s
 and `lock_timeout` are enforced by the server, so they do nothing against a server that does not
 run; the deadline here is the client's own: psycopg2 does its I/O through a wait callback that
 gives up when the calling thread's deadline passes (connect, statements, locks and commit alike)
-and closes the connection, so the pool never hands it out again.
+and shuts the connection down, so the pool never hands it out again.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -61,8 +62,12 @@ def _wait_with_deadline(conn: Any) -> None:
     while True:
         left = remaining()
         if left is not None and left <= 0:
-            conn.close()  # the connection is mid-protocol: closed, SQLAlchemy sees a disconnect and drops it
-            raise OperationalError("the audit database did not answer within the client-side deadline")
+            # conn.close() would wait for the query in progress; shutting the socket down ends it at once,
+            # and the message below is one SQLAlchemy reads as a disconnect, so the pool drops the connection
+            with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+            raise OperationalError("server closed the connection unexpectedly: the audit database did not answer "
+                                   "within the client-side deadline")
         state = conn.poll()
         if state == extensions.POLL_OK:
             return

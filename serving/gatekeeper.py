@@ -175,11 +175,30 @@ class Gatekeeper:
         scope = {**scope, "headers": [*client_headers, (b"x-request-id", ctx["request_id"].encode()),
                                       (b"x-chronorisk-key-id", str(auth.key_id).encode()),
                                       (b"x-chronorisk-input-sha256", ctx["input_sha256"].encode())]}
-        await self._forward(scope, body, send, svc, ctx)
+        await self._forward(scope, body, receive, send, svc, ctx)
 
-    async def _forward(self, scope: Scope, body: bytes, send: Send, svc: Any, ctx: dict[str, Any]) -> None:
-        """Pass the request on with its body replayed; rewrite validation failures to audited 422s."""
+    @staticmethod
+    def _undelivered(svc: Any, ctx: dict[str, Any], status: int, why: str) -> None:
+        from serving.audit_followup import undelivered_record
+
+        svc.followups.add(undelivered_record(ctx["request_id"], ctx["endpoint"], status, why,
+                                             caller_key_id=ctx["key_id"], product=ctx["product"]))
+
+    async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: Send, svc: Any,
+                       ctx: dict[str, Any]) -> None:
+        """Pass the request on with its body replayed; rewrite validation failures to audited 422s.
+
+        The client's own channel is watched meanwhile: a client that hangs up before the answer goes
+        out, or BentoML's timeout answering 504 while the service goes on, leaves a record standing for
+        an answer never delivered, so a linked record says what the client got (499: nothing)."""
         sent = False
+        state = {"gone": False, "delivered": False}
+
+        async def watch() -> None:
+            while not state["delivered"]:
+                if (await receive())["type"] == "http.disconnect":
+                    state["gone"] = True
+                    return
 
         async def replay() -> Message:
             nonlocal sent
@@ -192,6 +211,10 @@ class Gatekeeper:
         held: dict[str, Any] = {}
 
         async def capture(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                if state["gone"] and not state["delivered"]:
+                    self._undelivered(svc, ctx, 499, "client_disconnected")
+                state["delivered"] = True
             if message["type"] == "http.response.start" and message["status"] == 400:
                 held["start"] = message
                 return
@@ -205,7 +228,17 @@ class Gatekeeper:
                                                   (b"x-request-id", ctx["request_id"].encode())]}
             await send(message)
 
-        await self.app(scope, replay, capture)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                await self.app(scope, replay, capture)
+                group.cancel_scope.cancel()
+        except BaseException as err:
+            if not state["delivered"]:  # cancelled by BentoML's timeout (it answers 504), or failed (500)
+                timed_out = isinstance(err, anyio.get_cancelled_exc_class())
+                self._undelivered(svc, ctx, 504 if timed_out else 500,
+                                  "not_answered_in_time" if timed_out else "server_error")
+            raise
 
     async def _rewrite_validation(self, send: Send, svc: Any, ctx: dict[str, Any], raw: bytes) -> None:
         try:
@@ -246,6 +279,7 @@ class Gatekeeper:
             await anyio.to_thread.run_sync(svc.audit.append, record)
         except AuditUnavailable as err:
             logger.error("audit log unavailable, answering 503: %s", err)
+            self._undelivered(svc, ctx, 503, "audit_unavailable")  # the refusal's record may still commit
             status, errors = 503, [{"field": "server", "rule": "audit_unavailable",
                                     "message": "the audit log cannot record this request; retry later"}]
         payload = json.dumps({"request_id": ctx["request_id"], "status": status, "errors": errors}).encode()

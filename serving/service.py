@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from chronorisk.settings import load_settings
 from features.pseudonym import member_ref
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
+from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.redaction import install_log_redaction
@@ -47,6 +48,7 @@ class ChronoriskService:
         self.load_errors: dict[str, str] = {}
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
         self.audit = open_audit_log(self.settings, writer=True)
+        self.followups = FollowUps(self.audit)  # linked records for answers the client never got
         self.keys = KeyStore(self.settings.keys_file)
         self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
@@ -65,7 +67,11 @@ class ChronoriskService:
 
     @bentoml.on_shutdown
     def _close_audit(self) -> None:
-        """Sign the audit chain's head on the way out, so records cut off the end later are noticed."""
+        """Write pending linked records, then sign the audit chain's head on the way out, so records cut
+        off the end later are noticed."""
+        left = self.followups.flush(timeout_s=5.0)
+        if left:
+            logger.error("%d linked audit records not written at shutdown (audit log unavailable)", left)
         self.audit.close()
 
     def __is_ready__(self) -> bool:
@@ -107,9 +113,7 @@ class ChronoriskService:
                 return out.result
             self._audit(ctx, product, status, applicant=applicant, error={"status": status, "errors": out["errors"]})
         except AuditUnavailable as err:
-            logger.error("audit log unavailable, answering 503: %s", err)
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+            return self._unrecorded(ctx, product, err)
         return _error(ctx, status, out["errors"])
 
     @bentoml.api(route="/score_batch")
@@ -144,9 +148,8 @@ class ChronoriskService:
             self._audit(ctx, product, 200, error={"status": 200, "batch": [
                 {"index": it.index, "status": it.status, "score": it.result.probability if it.result else None,
                  "decision": it.result.decision if it.result else None} for it in items]})
-        except AuditUnavailable:
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+        except AuditUnavailable as err:
+            return self._unrecorded(ctx, product, err)
         return result
 
     @bentoml.api(route="/explain")
@@ -160,15 +163,25 @@ class ChronoriskService:
                 self._audit(ctx, product, status, applicant=applicant, error=failure)
                 return _error(ctx, status, out["errors"])
             self._audit(ctx, product, 200, applicant=applicant, result=out.result, features=out.features)
-        except AuditUnavailable:
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+        except AuditUnavailable as err:
+            return self._unrecorded(ctx, product, err)
         served = self.models[product]
         feats = served.model.features
         return Explanation(request_id=out.result.request_id, product=product, model_version=served.version,
                            base_value=float(out.contributions[-1]), raw_score=out.raw_score,
                            contributions={f: float(c) for f, c in zip(feats, out.contributions[:-1], strict=True)},
                            values=out.features)
+
+    def _unrecorded(self, ctx: bentoml.Context, product: str, err: AuditUnavailable) -> Any:
+        """The 503 for a record that was not committed in time. The database may still commit it (a hung
+        server that resumes), so a linked record saying the client got 503 is queued behind it."""
+        logger.error("audit log unavailable, answering 503: %s", err)
+        request_id = ctx.request.headers.get("x-request-id", "missing")
+        self.followups.add(undelivered_record(
+            request_id, ctx.request.url.path, 503, "audit_unavailable",
+            caller_key_id=ctx.request.headers.get("x-chronorisk-key-id"), product=product))
+        return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                  "message": "the audit log cannot record this request; retry later"}])
 
     def _caller(self, x_api_key: str | None, product: str | None) -> AuthResult:
         """The key's verdict for the read-only endpoints; an unreadable key file is a 503, not a 500."""
