@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     serve_products: Annotated[list[str], NoDecode] = Field(
         ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
+    max_reading: int = Field(256, ge=1, description="connections still sending their body, per worker, counted "
+                                                   "apart from requests being scored; beyond it a fast 503")
+    body_timeout_s: float = Field(10.0, gt=0, description="seconds a client has to send its whole body (408 beyond)")
+    refusal_audit_interval_s: float = Field(10.0, gt=0, description="refusals before authentication are audited "
+                                                                    "as one record per this interval")
     max_body_bytes: int = Field(2 * 2**20, ge=1024, description="largest request body accepted (413 beyond)")
     max_batch: int = Field(100, ge=1, description="applicants per /score_batch request (413 beyond)")
     id_pepper: SecretStr = Field(

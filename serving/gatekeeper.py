@@ -1,12 +1,16 @@
 """The gatekeeper: an ASGI middleware in front of the scoring endpoints.
 
-It refuses what must never reach the model, before any parsing work and in a fixed order:
-overload (fast 503), oversized body (413), wrong media type such as pickle (415), unreadable or
-too deeply nested JSON (422), missing or bad API key (401), a body that is not an object with a
-string product and known fields only (422), unknown product (404), a key not allowed that
-product (403), an oversized batch (413). It gives every request an id, turns the
+It refuses what must never reach the model, before any parsing work and in a fixed order: too
+many uploads in progress (fast 503), missing or bad API key (401, from the header, before the body
+is read), oversized body (413), wrong media type such as pickle (415), a body that does not
+arrive within body_timeout_s (408), too many requests being scored (fast 503), unreadable or too
+deeply nested JSON (422), a body that is not an object with a string product and known fields
+only (422), unknown product (404), a key not allowed that product (403), an oversized batch
+(413). Connections still sending their body are counted apart from requests being scored, so
+stalled uploads cannot take the scoring slots. It gives every request an id, turns the
 framework's validation errors into 422 answers that name each field path and rule, and audits
-every refusal (committed before the answer goes out; if the audit log is down, 503).
+every refusal: after authentication one record each, committed before the answer (if the audit
+log is down, 503); before it, in aggregate per interval (`serving.refusals`).
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
 class Gatekeeper:
     def __init__(self, app: Callable[..., Awaitable[None]], **_: Any) -> None:
         self.app = app
-        self._inflight = 0
+        self._reading = 0  # connections whose body is still arriving: a stalled client holds one of these
+        self._inflight = 0  # requests read in full and being scored
 
     def _service(self) -> Any:
         import bentoml
@@ -81,6 +86,25 @@ class Gatekeeper:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         ctx: dict[str, Any] = {"request_id": request_id, "endpoint": scope["path"], "key_id": None, "product": None,
                                "input_sha256": None}
+        if self._reading >= limits.max_reading:
+            await self._unauthenticated(send, svc, ctx, 503, "server", "too_many_uploads",
+                                        f"more than {limits.max_reading} uploads in progress; retry shortly",
+                                        [(b"retry-after", b"1")])
+            return
+        auth = await self._authenticate(send, svc, ctx, headers, None)  # from the header: before any body is read
+        if auth is None:
+            return
+        ctx["key_id"] = auth.key_id
+        if not auth.ok:
+            await self._unauthenticated(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
+            return
+        self._reading += 1
+        try:
+            body = await self._read_body(receive, send, svc, headers, ctx)
+        finally:
+            self._reading -= 1
+        if body is None:
+            return
         if self._inflight >= limits.max_concurrency:
             await self._refuse(send, svc, ctx, 503, "server", "overloaded",
                                f"more than {limits.max_concurrency} requests in flight; retry shortly",
@@ -88,33 +112,52 @@ class Gatekeeper:
             return
         self._inflight += 1
         try:
-            await self._guard(scope, receive, send, svc, headers, ctx)
+            await self._guard(scope, receive, send, svc, headers, ctx, body)
         finally:
             self._inflight -= 1
 
-    async def _guard(self, scope: Scope, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
-                     ctx: dict[str, Any]) -> None:
+    async def _unauthenticated(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, field: str, rule: str,
+                               message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """A refusal before authentication: counted into the interval's aggregate record, not an fsync of its own."""
+        svc.refusals.add(ctx["endpoint"], status, rule)
+        await self._send_answer(send, ctx, status, [{"field": field, "rule": rule, "message": message}],
+                                extra_headers)
+
+    async def _read_body(self, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
+                         ctx: dict[str, Any]) -> bytes | None:
+        """The whole body within body_timeout_s, or None once a refusal (413, 415, 408) has gone out."""
         limits = svc.settings
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             await self._refuse(send, svc, ctx, 413, "body", "too_large",
                                f"body of {declared} bytes exceeds {limits.max_body_bytes}")
-            return
+            return None
         media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if media != "application/json":
             await self._refuse(send, svc, ctx, 415, "content-type", "unsupported_media_type",
                                "this media type is not accepted; send application/json")
-            return
+            return None
         body = b""
         more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limits.max_body_bytes:
-                await self._refuse(send, svc, ctx, 413, "body", "too_large",
-                                   f"body exceeds {limits.max_body_bytes} bytes")
-                return
+        with anyio.move_on_after(limits.body_timeout_s) as reading:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None  # nobody to answer
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limits.max_body_bytes:
+                    await self._refuse(send, svc, ctx, 413, "body", "too_large",
+                                       f"body exceeds {limits.max_body_bytes} bytes")
+                    return None
+        if reading.cancelled_caught:
+            await self._refuse(send, svc, ctx, 408, "body", "body_timeout",
+                               f"the body did not arrive within {limits.body_timeout_s:g} s")
+            return None
+        return body
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
+                     ctx: dict[str, Any], body: bytes) -> None:
         ctx["input_sha256"] = hashlib.sha256(body).hexdigest()
         if not _depth_ok(body):
             await self._refuse(send, svc, ctx, 422, "body", "too_deep", f"JSON nested deeper than {MAX_DEPTH}")
@@ -127,13 +170,6 @@ class Gatekeeper:
         product = payload.get("product") if isinstance(payload, dict) else None
         # only a product this service knows is recorded: any other string is the client's and could carry anything
         ctx["product"] = product if isinstance(product, str) and product in svc.products else None
-        auth = await self._authenticate(send, svc, ctx, headers, None)
-        if auth is None:
-            return
-        ctx["key_id"] = auth.key_id
-        if not auth.ok:
-            await self._refuse(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
-            return
         if not isinstance(payload, dict):
             await self._refuse(send, svc, ctx, 422, "body", "model_type", "the body must be a JSON object")
             return
@@ -165,9 +201,9 @@ class Gatekeeper:
             return
         if scope["path"] == "/score_batch":
             items = payload.get("applicants")
-            if isinstance(items, list) and len(items) > limits.max_batch:
+            if isinstance(items, list) and len(items) > svc.settings.max_batch:
                 await self._refuse(send, svc, ctx, 413, "applicants", "too_many",
-                                   f"{len(items)} applicants; at most {limits.max_batch} per batch")
+                                   f"{len(items)} applicants; at most {svc.settings.max_batch} per batch")
                 return
         # The service reads the first of each header, so a client's own copies of these must go:
         # they would choose the audited request id, caller key id and input hash.
@@ -282,6 +318,11 @@ class Gatekeeper:
             self._undelivered(svc, ctx, 503, "audit_unavailable")  # the refusal's record may still commit
             status, errors = 503, [{"field": "server", "rule": "audit_unavailable",
                                     "message": "the audit log cannot record this request; retry later"}]
+        await self._send_answer(send, ctx, status, errors, extra_headers)
+
+    @staticmethod
+    async def _send_answer(send: Send, ctx: dict[str, Any], status: int, errors: list[dict[str, str]],
+                           extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         payload = json.dumps({"request_id": ctx["request_id"], "status": status, "errors": errors}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),

@@ -27,6 +27,7 @@ from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.redaction import install_log_redaction
+from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
@@ -49,6 +50,7 @@ class ChronoriskService:
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
         self.audit = open_audit_log(self.settings, writer=True)
         self.followups = FollowUps(self.audit)  # linked records for answers the client never got
+        self.refusals = RefusalTally(self.audit, self.settings.refusal_audit_interval_s)  # before authentication
         self.keys = KeyStore(self.settings.keys_file)
         self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
@@ -69,6 +71,7 @@ class ChronoriskService:
     def _close_audit(self) -> None:
         """Write pending linked records, then sign the audit chain's head on the way out, so records cut
         off the end later are noticed."""
+        self.refusals.close()
         left = self.followups.flush(timeout_s=5.0)
         if left:
             logger.error("%d linked audit records not written at shutdown (audit log unavailable)", left)
