@@ -121,8 +121,8 @@ class ChronoriskService:
 
     @bentoml.api(route="/score_batch")
     def score_batch(self, ctx: bentoml.Context, product: str = Field(description="product name"),
-                    applicants: list[dict[str, Any]] = Field(description="applicants (each an Applicant); one bad "
-                                                                         "applicant gets its own error")
+                    applicants: list[Any] = Field(description="applicants (each an Applicant); one bad or "
+                                                              "malformed applicant gets its own error")
                     ) -> BatchResult:
         """Score up to the configured number of applicants; each slot has its own status."""
         from pydantic import ValidationError
@@ -130,15 +130,22 @@ class ChronoriskService:
         from serving.gatekeeper import field_path
 
         items: list[BatchItem] = []
+        slots: list[dict[str, Any]] = []  # what the audit keeps of each applicant: pseudonym, score, features
         for i, raw in enumerate(applicants):
             try:
                 applicant = Applicant.model_validate(raw)
             except ValidationError as err:
-                errors = [{"field": f"applicants[{i}]." + field_path(e["loc"]), "rule": e["type"], "message": e["msg"]}
-                          for e in err.errors(include_input=False)]
+                errors = [{"field": f"applicants[{i}]" + (f".{field_path(e['loc'])}" if e["loc"] else ""),
+                           "rule": e["type"], "message": e["msg"]} for e in err.errors(include_input=False)]
                 items.append(BatchItem(index=i, status=422, errors=errors))
+                slots.append({"index": i, "status": 422, "member_ref": None, "score": None, "decision": None,
+                              "features": None})
                 continue
             status, out = self._one(product, applicant, ctx)
+            slots.append({"index": i, "status": status, "member_ref": member_ref(applicant.applicant_id, self.pepper),
+                          "score": out.result.probability if status == 200 else None,
+                          "decision": out.result.decision if status == 200 else None,
+                          "features": _finite(out.features) if status == 200 else None})
             if status == 200:
                 items.append(BatchItem(index=i, status=200, result=out.result))
             else:  # the record rules name "applicant.<path>"; in a batch the field is "applicants[i].<path>"
@@ -148,9 +155,7 @@ class ChronoriskService:
         result = BatchResult(request_id=ctx.request.headers.get("x-request-id", "missing"), product=product,
                              results=items)
         try:
-            self._audit(ctx, product, 200, error={"status": 200, "batch": [
-                {"index": it.index, "status": it.status, "score": it.result.probability if it.result else None,
-                 "decision": it.result.decision if it.result else None} for it in items]})
+            self._audit(ctx, product, 200, error={"status": 200, "batch": slots})
         except AuditUnavailable as err:
             return self._unrecorded(ctx, product, err)
         return result
@@ -242,6 +247,11 @@ class ChronoriskService:
         media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
         return Response(self.cards[key], media_type=media,
                         headers={"x-model-version": served.version, "cache-control": "no-store"})
+
+
+def _finite(features: dict[str, float | None]) -> dict[str, float | None]:
+    """A feature vector as JSON can hold it: NaN (a missing value) becomes None."""
+    return {k: (None if v is None or v != v else float(v)) for k, v in features.items()}
 
 
 def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> Any:

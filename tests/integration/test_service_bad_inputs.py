@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
 import re
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from audit_test_keys import AUDIT_KEYS
-from service_fixtures import MAX_BATCH, MAX_BODY_BYTES, Keys, ModelStore, Server
+from service_fixtures import MAX_BATCH, MAX_BODY_BYTES, PEPPER, Keys, ModelStore, Server
 
 from serving.audit import AuditLog
 from serving.examples import applicant_request
@@ -148,14 +149,20 @@ CASES = [
     Case("missing_product", 422, "product", "missing", delete("product")),
     Case("missing_applicant", 422, "applicant", "missing", delete("applicant")),
     # wrong types
-    Case("smoker_as_text", 422, "applicant.questionnaire.smoker", "bool_parsing",
+    Case("smoker_as_text", 422, "applicant.questionnaire.smoker", "bool_type",
          applicant(set_in("sometimes", "questionnaire", "smoker"))),
-    Case("steps_as_text", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "int_parsing",
+    Case("steps_as_text", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "int_type",
          append("wearable_daily", wear(steps="many"))),
     Case("birth_date_not_iso", 422, "applicant.demographics.birth_date", "date_from_datetime_parsing",
          applicant(set_in("31/12/1970", "demographics", "birth_date"))),
-    Case("lab_value_as_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_parsing",
+    Case("lab_value_as_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_type",
          append("lab_results", lab(value="high"))),
+    Case("lab_value_as_numeric_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_type",
+         append("lab_results", lab(value="7.0"))),
+    Case("smoker_as_yes", 422, "applicant.questionnaire.smoker", "bool_type",
+         applicant(set_in("yes", "questionnaire", "smoker"))),
+    Case("batch_with_a_slot_that_is_not_an_object", 200, "applicants[1]", "model_type", path="/score_batch",
+         edit=lambda b: b.update(applicants=[b.pop("applicant"), "not an applicant"])),
     Case("applicant_as_list", 422, "applicant", "model_type", set_in([1, 2], "applicant")),
     Case("product_as_number", 422, "product", "string_type", set_in(5, "product")),
     Case("body_is_an_array", 422, "body", "model_type", raw=lambda b: b"[1, 2]"),
@@ -436,6 +443,18 @@ def test_a_refusal_before_authentication_has_no_record_of_its_own_but_is_counted
     counted = sum(c["count"] for rec in audit_log.records() if rec.status_code == 0 and rec.error
                   for c in rec.error["counts"] if c["status"] == 401 and c["rule"] == "unauthorized")
     assert (bool(started), own, counted >= len(refused)) == (True, [None] * len(refused), True)
+
+
+def test_a_batch_record_carries_each_applicants_pseudonym_score_and_feature_vector(exchange, audit_log):
+    got = exchange(next(c for c in CASES if c.id == "batch_with_one_rejected_applicant"))
+    record = audit_log.get(got.response.headers["x-request-id"])
+    assert record is not None and record.error is not None
+    slots = record.error["batch"]
+    applicant_id = got.sent["applicants"][0]["applicant_id"]
+    by_hand = hmac.new(PEPPER.encode(), applicant_id.encode(), hashlib.sha256).hexdigest()
+    assert [(s["index"], s["status"], s["member_ref"]) for s in slots] == [(0, 200, by_hand), (1, 422, by_hand)]
+    assert (slots[0]["score"], isinstance(slots[0]["features"], dict), slots[1]["features"]) == (
+        got.answer["results"][0]["result"]["probability"], True, None)
 
 
 def test_an_unknown_product_is_refused_with_the_known_products_listed(exchange):
