@@ -50,6 +50,10 @@ def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
     return out
 
 
+def _read_endpoint(path: str) -> bool:
+    return path == "/products" or path.startswith("/model_card/")
+
+
 def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """Nesting depth of a JSON text, counted without parsing (strings may hide brackets, so this
     over-counts at worst, which only refuses absurd bodies sooner)."""
@@ -76,6 +80,9 @@ class Gatekeeper:
         return bentoml.get_current_service()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _read_endpoint(scope["path"]):
+            await self._audited_read(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] not in GUARDED:
             await self.app(scope, receive, send)
             return
@@ -98,6 +105,10 @@ class Gatekeeper:
         if not auth.ok:
             await self._unauthenticated(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
             return
+        if scope.get("method", "POST") != "POST":
+            await self._refuse(send, svc, ctx, 405, "method", "method_not_allowed", "this endpoint takes POST only",
+                               extra_headers=[(b"allow", b"POST")])
+            return
         self._reading += 1
         try:
             body = await self._read_body(receive, send, svc, headers, ctx)
@@ -115,6 +126,52 @@ class Gatekeeper:
             await self._guard(scope, receive, send, svc, headers, ctx, body)
         finally:
             self._inflight -= 1
+
+    async def _audited_read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /products and /model_card/<product>: the answer is held until its record is committed (a 401 is
+        counted in the aggregate instead), as for the scoring endpoints; if it cannot be, the answer is a 503."""
+        from serving.audit import AuditRecord, AuditUnavailable, utc_now
+
+        svc = self._service()
+        request_id = uuid.uuid4().hex
+        current_request_id.set(request_id)
+        endpoint = "/products" if scope["path"] == "/products" else "/model_card"  # never the client's path text
+        product = scope["path"].removeprefix("/model_card/") if endpoint == "/model_card" else None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            key_id = svc.keys.authenticate(headers.get("x-api-key"), None).key_id
+        except KeyStoreError:
+            key_id = None
+        held: dict[str, Any] = {"body": b""}
+
+        async def hold(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                held["start"] = message
+            elif message["type"] == "http.response.body":
+                held["body"] += message.get("body", b"")
+
+        await self.app(scope, receive, hold)
+        start = held.get("start") or {"type": "http.response.start", "status": 500, "headers": []}
+        status = int(start["status"])
+        ctx = {"request_id": request_id, "endpoint": endpoint}
+        if status == 401:
+            svc.refusals.add(endpoint, 401, "unauthorized")
+        else:
+            record = AuditRecord(request_id=request_id, time=utc_now(), endpoint=endpoint, status_code=status,
+                                 caller_key_id=key_id, product=product if product in svc.products else None,
+                                 model_name=None, model_version=None, input_sha256=None, member_ref=None,
+                                 features=None, score=None, risk_class=None, decision=None, reasons=None,
+                                 error=None if status < 400 else {"status": status})
+            try:
+                await anyio.to_thread.run_sync(svc.audit.append, record)
+            except AuditUnavailable as err:
+                logger.error("audit log unavailable, answering 503: %s", err)
+                await self._send_answer(send, ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                                          "message": "the audit log cannot record this request; "
+                                                                     "retry later"}])
+                return
+        await send({**start, "headers": [*start.get("headers", []), (b"x-request-id", request_id.encode())]})
+        await send({"type": "http.response.body", "body": held["body"]})
 
     async def _unauthenticated(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, field: str, rule: str,
                                message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
