@@ -231,12 +231,20 @@ class AuditLog:
         # 100 ms, which at 8 concurrent requests cost more than the commits themselves. Other
         # processes still serialise on the database lock (BEGIN IMMEDIATE, or the advisory lock).
         self._appending = threading.Lock()
-        try:
-            with deadline(max(timeout_s, 10.0)), self._write() as conn:
-                _metadata.create_all(conn, checkfirst=True)
-        except SQLAlchemyError as err:
-            self._engine.dispose()
-            raise AuditUnavailable(f"audit log cannot be opened: {reason(err)}") from err
+        # Opening is not on a request's path: several workers starting together may wait on each other's
+        # SQLite lock for longer than one write may, so the table creation is retried for up to 10 s.
+        opening = time.monotonic() + max(timeout_s, 10.0)
+        while True:
+            try:
+                with deadline(max(timeout_s, 10.0)), self._write() as conn:
+                    _metadata.create_all(conn, checkfirst=True)
+                break
+            except SQLAlchemyError as err:
+                if "locked" in str(err) and time.monotonic() < opening:
+                    time.sleep(0.05)
+                    continue
+                self._engine.dispose()
+                raise AuditUnavailable(f"audit log cannot be opened: {reason(err)}") from err
 
     def _write(self) -> Transaction:
         return Transaction(self._engine, write=True)
