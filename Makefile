@@ -53,8 +53,8 @@ test: install ## set up everything, then ruff, mypy and the whole pytest suite
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
-demo: install ## the main job end to end on embedded defaults (MEMBERS)
-	$(CLI) demo --members $(MEMBERS) --seed $(SEED)
+demo: install ## the main job end to end on embedded defaults (MEMBERS), in the development environment
+	CHRONORISK_ENVIRONMENT=development $(CLI) demo --members $(MEMBERS) --seed $(SEED)
 
 synth: install ## generate a synthetic cohort into DATA (MEMBERS, SEED)
 	$(CLI) data synth --members $(MEMBERS) --seed $(SEED) --out $(DATA)
@@ -80,8 +80,8 @@ retrain: install ## data check, features, train, evaluate, promote for PRODUCT (
 serve: install ## start the BentoML scoring service on 127.0.0.1:3000
 	$(CLI) serve
 
-byod-example: install ## own data end to end: flat extract, import, k-fold training, gate, one request (BYOD_MEMBERS)
-	$(CLI) byod-example --members $(BYOD_MEMBERS) --seed $(SEED)
+byod-example: install ## own data end to end: flat extract, import, k-fold training, gate, one request (BYOD_MEMBERS); development
+	CHRONORISK_ENVIRONMENT=development $(CLI) byod-example --members $(BYOD_MEMBERS) --seed $(SEED)
 
 import: install ## map an insurer's extract onto the contracts: MAPPING=<yaml> OUT=<folder>
 	$(CLI) import --mapping $(MAPPING) --out $(OUT)
@@ -93,8 +93,8 @@ model-card: install ## write PRODUCT's model card (VERSION, default champion) to
 report: install ## SHAP portfolio report of PRODUCT's champion over DATA (or PORTFOLIO=<features parquet>) into REPORT_OUT
 	$(CLI) report --product $(PRODUCT) --data $(DATA) $(if $(PORTFOLIO),--portfolio $(PORTFOLIO),) --out $(REPORT_OUT)
 
-bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/
-	$(CLI) bench $(if $(BENCH),--name $(BENCH),)
+bench: install ## run the benchmarks (all, or BENCH=<name>) into bench/results/, in the development environment
+	CHRONORISK_ENVIRONMENT=development $(CLI) bench $(if $(BENCH),--name $(BENCH),)
 
 clean: ## remove generated data, MLflow stores, caches (keeps .venv)
-	rm -rf data mlartifacts mlruns mlflow.db audit.db reports .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf data mlartifacts mlruns mlflow.db audit.db audit.db-wal audit.db-shm audit.db.checkpoints.jsonl reports .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -49,7 +49,8 @@ def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str
     key, _ = KeyStore(tmp / "keys.json").create("bench", ["diabetes"])
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "CHRONORISK_KEYS_FILE": str(tmp / "keys.json"),
            "CHRONORISK_AUDIT_URL": f"sqlite:///{tmp / 'audit.db'}", "CHRONORISK_WORKERS": "1",
-           "CHRONORISK_ID_PEPPER": "bench-pepper", "CHRONORISK_MAX_CONCURRENCY": "64"}
+           "CHRONORISK_ID_PEPPER": "bench-pepper", "CHRONORISK_MAX_CONCURRENCY": "64",
+           "CHRONORISK_ENVIRONMENT": "development", "CHRONORISK_SECRETS_DIR": str(tmp / "secrets")}
     return env, key
 
 

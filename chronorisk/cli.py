@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chronorisk.settings import load_settings
+from chronorisk.settings import Settings, load_settings
 
 app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -25,6 +25,31 @@ app.add_typer(data_app, name="data")
 features_app = typer.Typer(help="Point-in-time features: build a product's training snapshot.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 console = Console(width=None if sys.stdout.isatty() else 150)
+
+
+@app.callback()
+def main() -> None:
+    """chronorisk: chronic-disease risk scoring for single-disease insurance products."""
+    import os
+
+    from serving.redaction import install_log_redaction
+
+    # Everything this process writes (raw and scored data, quarantine files, mlflow.db, audit.db,
+    # keys, reports) is health data or a secret: owner-only by default, whatever the caller's umask.
+    os.umask(0o077)
+    install_log_redaction()
+
+
+def _say_environment(settings: Settings) -> None:
+    """The demos run on embedded defaults only in development, chosen explicitly; they say so."""
+    if settings.environment != "development":
+        console.print(f"[red]the demo runs on embedded defaults (placeholder pepper, audit keys generated on first "
+                      f"run); choose them with CHRONORISK_ENVIRONMENT=development (this is "
+                      f"{settings.environment})[/red]")
+        raise typer.Exit(code=2)
+    pepper = "the placeholder pepper" if settings.id_pepper.get_secret_value() == "dev-pepper" else "your pepper"
+    console.print(f"environment: development, chosen explicitly; member ids pseudonymised with {pepper}; "
+                  f"audit keys in {settings.secrets_dir}/ (generated there, 0600, on first run)")
 
 
 @data_app.command("synth")
@@ -258,6 +283,7 @@ def demo(
 ) -> None:
     """End to end on embedded defaults: generate, validate, calibrate, features, train, promote, serve one request."""
     settings = load_settings()
+    _say_environment(settings)
     data_dir = out or settings.data_dir
     console.rule("1. synthetic cohort")
     data_synth(members=members, seed=seed, out=data_dir, profile=None, workers=2, file_format="parquet")
@@ -354,6 +380,7 @@ def byod_example(
     from features.mapping import load_mapping
 
     settings = load_settings()
+    _say_environment(settings)
     root = Path("data/byod")
     source = load_mapping(mapping).source.path
     console.rule("1. a flat extract in the insurer's names, units and codes (cut from a synthetic cohort)")
@@ -412,24 +439,55 @@ app.add_typer(keys_app, name="keys")
 @audit_app.command("verify")
 def audit_verify(
     url: Annotated[str | None, typer.Option(help="audit database URL (default: settings audit_url)")] = None,
+    checkpoints: Annotated[Path | None, typer.Option(help="signed checkpoint file (default: settings, or beside "
+                                                          "a SQLite database)")] = None,
+    public_key: Annotated[Path | None, typer.Option(help="Ed25519 public key PEM to check checkpoints with "
+                                                         "(default: derived from the signing key in secrets_dir)")
+                          ] = None,
 ) -> None:
-    """Re-walk the hash chain: exit 0 if intact, 1 naming the first bad record, 2 if it cannot be read."""
+    """Re-walk the keyed chain and check every signed checkpoint: exit 0 if intact, 1 naming the first bad
+    record (edited, deleted, reordered, re-chained, truncated), 2 if it cannot be read."""
     from serving.audit import AuditLog, AuditUnavailable
+    from serving.audit_seal import AuditKeyError, AuditKeys, load_audit_keys
 
-    target = url or load_settings().audit_url
+    settings = load_settings()
+    target = url or settings.audit_url
     try:
-        with AuditLog(target) as log:
+        env_key = settings.audit_key.get_secret_value().encode() if settings.audit_key is not None else None
+        loaded = load_audit_keys(settings.secrets_dir, env_key, public_key)
+        keys = AuditKeys(loaded.hmac_key, loaded.public_key)  # verifying only: nothing is signed here
+        with AuditLog(target, keys, checkpoints or settings.audit_checkpoints) as log:
             result = log.verify()
-    except AuditUnavailable as err:
+    except (AuditUnavailable, AuditKeyError) as err:
         console.print(f"[red]unavailable: the audit log could not be checked: {err}[/red]")
         raise typer.Exit(code=2) from err
     if result.ok:
-        console.print(f"ok: {result.checked:,} records, chain intact; head {result.head_hash or '-'} "
-                      "(note it elsewhere to detect records cut off the end)")
+        unsigned = result.checked - (result.covered_seq or 0)
+        console.print(f"ok: {result.checked:,} records, keyed chain intact, {result.checkpoints:,} signed "
+                      f"checkpoints match (the latest vouches for {result.covered_seq or 0:,} records; "
+                      f"{unsigned:,} since); head {result.head_hash or '-'}")
         return
-    console.print(f"[red]TAMPERED: first bad record is seq {result.first_bad_seq}: {result.reason} "
+    where = f"seq {result.first_bad_seq}" if result.first_bad_seq is not None else "the checkpoints"
+    console.print(f"[red]TAMPERED: first bad record is {where}: {result.reason} "
                   f"({result.checked:,} records read)[/red]")
     raise typer.Exit(code=1)
+
+
+@audit_app.command("init-keys")
+def audit_init_keys(
+    folder: Annotated[Path | None, typer.Option(help="where to write them (default: settings secrets_dir)")] = None,
+) -> None:
+    """Create the audit chain's HMAC key and the checkpoints' Ed25519 signing key (0600 files in a 0700 folder).
+    Keep copies apart from the audit database: whoever holds both can rewrite the log."""
+    from serving.audit_seal import AuditKeyError, create_audit_keys
+
+    target = folder or load_settings().secrets_dir
+    try:
+        create_audit_keys(target)
+    except AuditKeyError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=1) from err
+    console.print(f"audit keys written to {target}/ (audit_hmac.key, audit_signing.pem, audit_signing.pub.pem)")
 
 
 @audit_app.command("list")

@@ -7,7 +7,7 @@ environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHRONORISK_", extra="ignore")
 
-    environment: str = Field("development", description="development, test or production")
+    environment: Literal["development", "test", "production"] = Field(
+        "production", description="production unless chosen otherwise: placeholder secrets are accepted only in "
+                                  "development, which must be chosen explicitly")
     data_dir: Path = Field(Path("data/synth"), description="raw data folder")
     features_dir: Path = Field(Path("data/features"), description="feature snapshots")
     profile: Path = Field(
@@ -34,10 +36,24 @@ class Settings(BaseSettings):
     mlflow_artifacts: Path = Field(Path("mlartifacts"), description="local MLflow artifact root")
     promotion_log: Path = Field(Path("promotions.jsonl"), description="every gate verdict and rollback, appended")
     audit_url: str = Field("sqlite:///audit.db", description="audit log database URL")
+    secrets_dir: Path = Field(Path("secrets"), description="audit HMAC and signing keys (0700 folder, 0600 files), "
+                                                           "outside the audit database")
+    audit_key: SecretStr | None = Field(None, description="the audit chain's HMAC key; overrides the one in "
+                                                          "secrets_dir")
+    audit_checkpoints: Path | None = Field(None, description="append-only file of signed chain heads (default: "
+                                                             "beside a SQLite audit database)")
+    audit_checkpoint_every: int = Field(100, ge=1, description="records between signed checkpoints")
+    audit_timeout_s: float = Field(2.0, gt=0, le=20, description="client-side limit on one audit write (connect, "
+                                                                "lock, statement, commit); beyond it a 503")
     keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
     serve_products: Annotated[list[str], NoDecode] = Field(
         ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
+    max_reading: int = Field(256, ge=1, description="connections still sending their body, per worker, counted "
+                                                   "apart from requests being scored; beyond it a fast 503")
+    body_timeout_s: float = Field(10.0, gt=0, description="seconds a client has to send its whole body (408 beyond)")
+    refusal_audit_interval_s: float = Field(10.0, gt=0, description="refusals before authentication are audited "
+                                                                    "as one record per this interval")
     max_body_bytes: int = Field(2 * 2**20, ge=1024, description="largest request body accepted (413 beyond)")
     max_batch: int = Field(100, ge=1, description="applicants per /score_batch request (413 beyond)")
     id_pepper: SecretStr = Field(
@@ -53,15 +69,32 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret_outside_development(self) -> Settings:
-        if (
-            self.environment not in ("development", "test")
-            and self.id_pepper.get_secret_value() in PLACEHOLDER_SECRETS
-        ):
+        # `test` is refused too: a test deployment pseudonymises real-looking ids, and a public pepper
+        # lets anyone reverse them by hashing candidate ids.
+        placeholder = self.id_pepper.get_secret_value() in PLACEHOLDER_SECRETS
+        if self.environment != "development" and placeholder:
             raise ValueError(
-                "CHRONORISK_ID_PEPPER is unset or a placeholder; set a real secret outside development"
+                f"CHRONORISK_ID_PEPPER is unset or a placeholder, which only CHRONORISK_ENVIRONMENT=development "
+                f"accepts (this is {self.environment}); set a real secret"
             )
+        if self.environment != "development" and self.audit_key is not None and \
+                self.audit_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError("CHRONORISK_AUDIT_KEY is a placeholder; set a real secret or leave it unset")
         return self
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names fields and rules, never a value (they hold secrets)."""
+
+
 def load_settings() -> Settings:
-    return Settings()
+    """The settings from the environment, or SettingsError: pydantic's own error text would print
+    `input_value`, which here is every setting, the secrets included."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+                             for e in err.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None

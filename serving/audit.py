@@ -2,48 +2,44 @@
 
 A record is committed before the answer leaves the service, so an answer a client holds always
 has its record; when the commit fails, `append` raises `AuditUnavailable` and the service answers
-503 (fail closed). Each record's hash covers the previous one's, so `verify` finds edited,
-deleted or reordered records. SQLite by default, PostgreSQL by URL, through SQLAlchemy Core.
+503 (fail closed). Each record's hash is an HMAC (key kept outside the database) over the previous
+one's, and the chain head is signed into a checkpoint file every N records and at close
+(`serving.audit_seal`), so `verify` (`serving.audit_verify`) finds edited, deleted, reordered,
+re-chained and truncated records. SQLite by default, PostgreSQL by URL, through SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import math
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Double,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    create_engine,
-    event,
-    select,
-    text,
-)
+from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text, select
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["GENESIS_HASH", "AuditLog", "AuditRecord", "AuditUnavailable", "VerifyResult", "chain_hash", "utc_now"]
+from serving.audit_db import Transaction, create_private, deadline, make_engine, reason, remaining
+from serving.audit_seal import AuditKeys, CheckpointLog
+
+if TYPE_CHECKING:
+    from chronorisk.settings import Settings
+
+logger = logging.getLogger("chronorisk.audit")
+
+__all__ = ["GENESIS_HASH", "AuditLog", "AuditRecord", "AuditUnavailable", "VerifyResult", "chain_hash",
+           "checkpoint_path", "open_audit_log", "utc_now"]
 
 GENESIS_HASH = "0" * 64
 """The prev_hash of the first record: there is nothing before it to chain to."""
 
-# One constant key for pg_advisory_xact_lock: every appender to this database takes the same
-# lock, so reading the last hash and inserting the next record is one step for all processes.
-_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"chronorisk.audit_records").digest()[:8], "big", signed=True)
-_WRITE = "chronorisk_audit_write"  # execution option: this transaction appends (SQLite: BEGIN IMMEDIATE)
 _JSON_FIELDS = ("features", "reasons", "error")
 
 _metadata = MetaData()
@@ -116,6 +112,8 @@ class VerifyResult:
     first_bad_seq: int | None
     reason: str | None
     head_hash: str | None = None
+    checkpoints: int = 0  # signed checkpoints that matched the chain
+    covered_seq: int | None = None  # the highest seq a checkpoint vouches for (later records: not yet signed)
 
 
 def utc_now() -> str:
@@ -129,17 +127,31 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def chain_hash(record: AuditRecord) -> str:
-    """SHA-256 hex of prev_hash + canonical JSON of every field but seq and record_hash.
+def chain_hash(record: AuditRecord, key: bytes) -> str:
+    """HMAC-SHA256 hex, under `key`, of prev_hash + canonical JSON of every field but seq and record_hash.
 
     Canonical: keys sorted, no spaces, UTF-8, floats as repr() (exact). seq is left out so that
     the chain, not the numbering, carries the order: renumbering rows after a deletion still
-    breaks the next record's prev_hash.
+    breaks the next record's prev_hash. Keyed, because anyone can recompute a bare SHA-256 chain
+    after editing a record; without the key no one can.
     """
     if record.prev_hash is None:
         raise ValueError("chain_hash needs the record's prev_hash")
+    if not key:
+        raise ValueError("chain_hash needs the audit HMAC key")
     body = {f.name: getattr(record, f.name) for f in fields(record) if f.name not in ("seq", "record_hash")}
-    return hashlib.sha256((record.prev_hash + _canonical_json(body)).encode("utf-8")).hexdigest()
+    return hmac.new(key, (record.prev_hash + _canonical_json(body)).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
+    """Where the signed checkpoints go: the configured file, else beside a SQLite database
+    (`audit.db` -> `audit.db.checkpoints.jsonl`); a server database has no 'beside', so None."""
+    if configured is not None:
+        return configured
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        db = Path(url.removeprefix("sqlite:///"))
+        return db.with_name(db.name + ".checkpoints.jsonl")
+    return None
 
 
 def _normalised(record: AuditRecord) -> AuditRecord:
@@ -189,55 +201,53 @@ def _from_row(row: Any) -> AuditRecord:
     return AuditRecord(**kwargs)
 
 
-def _reason(err: BaseException) -> str:
-    """The driver's first line, without SQL or parameters (those would echo the record)."""
-    orig = getattr(err, "orig", None) or err
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return f"{type(orig).__name__}: {first}" if first else type(orig).__name__
-
-
 class AuditLog:
     """The audit table of one database. Safe to share between threads and between processes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys: AuditKeys | None = None, checkpoints: Path | None = None,
+                 checkpoint_every: int = 100, timeout_s: float = 2.0) -> None:
         """Connect and create the table if missing; raise AuditUnavailable if the database is down.
 
-        pool_pre_ping tests a pooled connection before use, so after a database restart the next
-        append reconnects instead of failing on a dead socket; hide_parameters keeps record
-        contents out of error messages.
+        Without `keys` the log is read-only (the monitor, `audit list`). With keys, every
+        `checkpoint_every`-th record (and the first) and the head at `close` are signed into
+        `checkpoints` (default: beside a SQLite file; a PostgreSQL log must name one). Every
+        append, lock wait included, gives up after `timeout_s` (`serving.audit_db`).
         """
         self.url = url
-        self._engine = self._make_engine(url)
+        self.keys = keys
+        where = checkpoint_path(url, checkpoints)
+        if keys is not None and keys.signing_key is not None and where is None:
+            raise ValueError("an audit log on a server database needs a checkpoint file (CHRONORISK_AUDIT_CHECKPOINTS)")
+        self.checkpoints = CheckpointLog(where) if where is not None else None
+        self.checkpoint_every = checkpoint_every
+        self._unsigned = False  # this instance appended records no checkpoint covers yet
+        self.timeout_s = timeout_s
+        self._hung_until = 0.0  # monotonic time before which appends fail at once (the database hung)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            create_private(Path(url.removeprefix("sqlite:///")))
+        self._engine = make_engine(url, timeout_s)
         # Appenders of this process queue here, woken the moment the previous commit returns. Left
         # to the database, concurrent SQLite writers poll for its lock with sleeps that back off to
         # 100 ms, which at 8 concurrent requests cost more than the commits themselves. Other
         # processes still serialise on the database lock (BEGIN IMMEDIATE, or the advisory lock).
         self._appending = threading.Lock()
-        try:
-            with self._write() as conn:
-                _metadata.create_all(conn, checkfirst=True)
-        except SQLAlchemyError as err:
-            self._engine.dispose()
-            raise AuditUnavailable(f"audit log cannot be opened: {_reason(err)}") from err
+        # Opening is not on a request's path: several workers starting together may wait on each other's
+        # SQLite lock for longer than one write may, so the table creation is retried for up to 10 s.
+        opening = time.monotonic() + max(timeout_s, 10.0)
+        while True:
+            try:
+                with deadline(max(timeout_s, 10.0)), self._write() as conn:
+                    _metadata.create_all(conn, checkfirst=True)
+                break
+            except SQLAlchemyError as err:
+                if "locked" in str(err) and time.monotonic() < opening:
+                    time.sleep(0.05)
+                    continue
+                self._engine.dispose()
+                raise AuditUnavailable(f"audit log cannot be opened: {reason(err)}") from err
 
-    @staticmethod
-    def _make_engine(url: str) -> Engine:
-        is_sqlite = url.startswith("sqlite")
-        connect_args: dict[str, Any] = {}
-        if is_sqlite:
-            connect_args["timeout"] = 30  # seconds a writer waits for another's lock before failing
-        elif url.startswith("postgresql"):
-            # Fail within seconds, not after a TCP timeout: a client waiting on a dead database is
-            # better served by a prompt 503.
-            connect_args = {"connect_timeout": 5, "options": "-c lock_timeout=10000 -c statement_timeout=15000"}
-        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
-        if is_sqlite:
-            event.listen(engine, "connect", _sqlite_on_connect)
-            event.listen(engine, "begin", _sqlite_on_begin)
-        return engine
-
-    def _write(self) -> _Transaction:
-        return _Transaction(self._engine, write=True)
+    def _write(self) -> Transaction:
+        return Transaction(self._engine, write=True)
 
     def append(self, record: AuditRecord) -> AuditRecord:
         """Chain and commit one record; return it as stored. Raises AuditUnavailable if not committed.
@@ -245,19 +255,65 @@ class AuditLog:
         ValueError instead means the caller built a record that cannot be stored exactly (a time
         that is not UTC, a non-finite score, a field that is not JSON).
         """
+        if self.keys is None:
+            raise ValueError("this audit log was opened without keys: it is read-only")
+        key = self.keys.hmac_key
         clean = _normalised(record)
+        if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
+            raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
+                                   f"not answer within {self.timeout_s:g} s moments ago")
+        with deadline(self.timeout_s):
+            if not self._appending.acquire(timeout=max(remaining() or 0.0, 0.0)):
+                raise AuditUnavailable(f"audit record {record.request_id!r} not committed: "
+                                       f"other appends held the log for {self.timeout_s:g} s")
+            try:
+                stored = self._commit(clean, key)
+            except AuditUnavailable:
+                if (remaining() or 1.0) <= 0:  # a hang, not a refusal: fail fast for a while, one probe after
+                    self._hung_until = time.monotonic() + self.timeout_s
+                raise
+            finally:
+                self._appending.release()
+        assert stored.seq is not None and stored.record_hash is not None
+        self._unsigned = True
+        if stored.seq == 1 or stored.seq % self.checkpoint_every == 0:
+            self._sign(stored.seq, stored.record_hash)
+        return stored
+
+    def _commit(self, clean: AuditRecord, key: bytes) -> AuditRecord:
         try:
-            with self._appending, self._write() as conn:
+            with self._write() as conn:
                 last = conn.execute(
                     select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
                 ).first()
                 seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.record_hash)
                 stored = replace(clean, seq=seq, prev_hash=prev, record_hash=None)
-                stored = replace(stored, record_hash=chain_hash(stored))
+                stored = replace(stored, record_hash=chain_hash(stored, key))
                 conn.execute(_records.insert().values(**_to_row(stored)))
         except SQLAlchemyError as err:
-            raise AuditUnavailable(f"audit record {record.request_id!r} not committed: {_reason(err)}") from err
+            raise AuditUnavailable(f"audit record {clean.request_id!r} not committed: {reason(err)}") from err
         return stored
+
+    def _sign(self, seq: int, head: str) -> None:
+        """Append a signed checkpoint; a failure is logged, never raised: the record is committed and
+        its answer is owed, and the next checkpoint covers it."""
+        if self.checkpoints is None or self.keys is None or self.keys.signing_key is None:
+            return
+        try:
+            self.checkpoints.append(self.keys, seq, head, utc_now())
+            self._unsigned = False
+        except OSError as err:
+            logger.error("audit checkpoint at seq %d not written: %s", seq, type(err).__name__)
+
+    def checkpoint(self) -> int | None:
+        """Sign the database's current head (whoever appended it); the seq signed, or None if empty."""
+        with deadline(self.timeout_s), self._engine.connect() as conn:
+            last = conn.execute(
+                select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)).first()
+        if last is None:
+            return None
+        self._sign(int(last.seq), str(last.record_hash))
+        return int(last.seq)
 
     def get(self, request_id: str) -> AuditRecord | None:
         """The record of one request, as stored."""
@@ -265,7 +321,7 @@ class AuditLog:
             with self._engine.connect() as conn:
                 row = conn.execute(select(_records).where(_records.c.request_id == request_id)).first()
         except SQLAlchemyError as err:
-            raise AuditUnavailable(f"audit log cannot be read: {_reason(err)}") from err
+            raise AuditUnavailable(f"audit log cannot be read: {reason(err)}") from err
         return None if row is None else _from_row(row)
 
     def records(
@@ -297,31 +353,18 @@ class AuditLog:
                 for row in result:
                     yield _from_row(row)
         except SQLAlchemyError as err:
-            raise AuditUnavailable(f"audit log cannot be read: {_reason(err)}") from err
+            raise AuditUnavailable(f"audit log cannot be read: {reason(err)}") from err
 
     def verify(self) -> VerifyResult:
-        """Re-walk the chain in seq order and report the first record that breaks it, and why."""
-        checked, prev_seq, prev_hash = 0, 0, GENESIS_HASH
-        for row in self._raw_rows():
-            checked += 1
-            seq, head = row["seq"], (prev_hash if prev_seq else None)
-            if seq != prev_seq + 1:
-                why = (f"seq {seq} follows seq {prev_seq}: records missing" if prev_seq
-                       else f"the first record has seq {seq}, not 1: records missing")
-                return VerifyResult(False, checked, seq, why, head)
-            if row["prev_hash"] != prev_hash:
-                what = f"record {prev_seq}'s hash" if prev_seq else "the start of the chain"
-                return VerifyResult(False, checked, seq,
-                                    f"prev_hash does not match {what}: records deleted or reordered", head)
-            try:
-                recomputed = chain_hash(_from_row(row))
-            except (TypeError, ValueError) as err:
-                return VerifyResult(False, checked, seq, f"stored fields unreadable: {err}", head)
-            if recomputed != row["record_hash"]:
-                return VerifyResult(False, checked, seq, "record_hash does not match the record's contents: edited",
-                                    head)
-            prev_seq, prev_hash = seq, row["record_hash"]
-        return VerifyResult(True, checked, None, None, prev_hash if checked else None)
+        """Re-walk the chain under the key and check it against every signed checkpoint
+        (`serving.audit_verify`): the first record that breaks it, and why."""
+        from serving.audit_verify import verify_log
+
+        return verify_log(self)
+
+    def raw_rows(self) -> Iterator[dict[str, Any]]:
+        """Every stored row in seq order, as the database holds it (for verification)."""
+        yield from self._raw_rows()
 
     def _raw_rows(self) -> Iterator[dict[str, Any]]:
         try:
@@ -331,10 +374,15 @@ class AuditLog:
                 for row in result:
                     yield dict(row._mapping)
         except SQLAlchemyError as err:
-            raise AuditUnavailable(f"audit log cannot be read: {_reason(err)}") from err
+            raise AuditUnavailable(f"audit log cannot be read: {reason(err)}") from err
 
     def close(self) -> None:
-        """Release the pooled connections."""
+        """Sign the head if this log appended since its last checkpoint (shutdown), then release the pool."""
+        if self._unsigned:
+            try:
+                self.checkpoint()
+            except SQLAlchemyError as err:
+                logger.error("audit checkpoint at close not written: %s", reason(err))
         self._engine.dispose()
 
     def __enter__(self) -> AuditLog:
@@ -344,53 +392,11 @@ class AuditLog:
         self.close()
 
 
-class _Transaction:
-    """A connection in a write transaction: commit on success, roll back on any error.
+def open_audit_log(settings: Settings, *, writer: bool) -> AuditLog:
+    """The audit log the settings name; a writer gets the keys (created on first use in development
+    only, see `serving.audit_seal.keys_for`), a reader none."""
+    from serving.audit_seal import keys_for
 
-    On PostgreSQL the transaction first takes the appenders' advisory lock (released by the
-    commit); on SQLite the begin hook opens it with BEGIN IMMEDIATE, which takes the database's
-    write lock at once. Either way, no other process can chain onto the same last record.
-    """
-
-    def __init__(self, engine: Engine, *, write: bool) -> None:
-        self._engine, self._write = engine, write
-        self._conn: Connection | None = None
-
-    def __enter__(self) -> Connection:
-        conn = self._engine.connect()
-        try:
-            conn.execution_options(**{_WRITE: self._write})
-            conn.begin()
-            if self._write and conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self._conn is not None
-        try:
-            if exc_type is None:
-                self._conn.commit()
-            else:
-                self._conn.rollback()
-        finally:
-            self._conn.close()
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take BEGIN away from the sqlite3 driver (it would not begin before a SELECT, so the last
-    # hash would be read outside the transaction); the begin hook below emits it instead.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # WAL lets the monitor and `audit verify` read while the service appends; synchronous=FULL
-    # makes each commit durable before append returns, which is the whole point of committing first.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+    keys = keys_for(settings) if writer else None
+    return AuditLog(settings.audit_url, keys, settings.audit_checkpoints, settings.audit_checkpoint_every,
+                    settings.audit_timeout_s)

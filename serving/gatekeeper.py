@@ -1,12 +1,16 @@
 """The gatekeeper: an ASGI middleware in front of the scoring endpoints.
 
-It refuses what must never reach the model, before any parsing work and in a fixed order:
-overload (fast 503), oversized body (413), wrong media type such as pickle (415), unreadable or
-too deeply nested JSON (422), missing or bad API key (401), a body that is not an object with a
-string product and known fields only (422), unknown product (404), a key not allowed that
-product (403), an oversized batch (413). It gives every request an id, turns the
+It refuses what must never reach the model, before any parsing work and in a fixed order: too
+many uploads in progress (fast 503), missing or bad API key (401, from the header, before the body
+is read), oversized body (413), wrong media type such as pickle (415), a body that does not
+arrive within body_timeout_s (408), too many requests being scored (fast 503), unreadable or too
+deeply nested JSON (422), a body that is not an object with a string product and known fields
+only (422), unknown product (404), a key not allowed that product (403), an oversized batch
+(413). Connections still sending their body are counted apart from requests being scored, so
+stalled uploads cannot take the scoring slots. It gives every request an id, turns the
 framework's validation errors into 422 answers that name each field path and rule, and audits
-every refusal (committed before the answer goes out; if the audit log is down, 503).
+every refusal: after authentication one record each, committed before the answer (if the audit
+log is down, 503); before it, in aggregate per interval (`serving.refusals`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import anyio
 from pydantic_core import from_json
 
 from serving.keys import AuthResult, KeyStoreError
+from serving.redaction import current_request_id
 
 logger = logging.getLogger("chronorisk.gatekeeper")
 
@@ -45,6 +50,10 @@ def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
     return out
 
 
+def _read_endpoint(path: str) -> bool:
+    return path == "/products" or path.startswith("/model_card/")
+
+
 def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """Nesting depth of a JSON text, counted without parsing (strings may hide brackets, so this
     over-counts at worst, which only refuses absurd bodies sooner)."""
@@ -62,7 +71,8 @@ def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
 class Gatekeeper:
     def __init__(self, app: Callable[..., Awaitable[None]], **_: Any) -> None:
         self.app = app
-        self._inflight = 0
+        self._reading = 0  # connections whose body is still arriving: a stalled client holds one of these
+        self._inflight = 0  # requests read in full and being scored
 
     def _service(self) -> Any:
         import bentoml
@@ -70,15 +80,42 @@ class Gatekeeper:
         return bentoml.get_current_service()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _read_endpoint(scope["path"]):
+            await self._audited_read(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] not in GUARDED:
             await self.app(scope, receive, send)
             return
         svc = self._service()
         limits = svc.settings
         request_id = uuid.uuid4().hex
+        current_request_id.set(request_id)  # redacted log lines name the request, never its values
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         ctx: dict[str, Any] = {"request_id": request_id, "endpoint": scope["path"], "key_id": None, "product": None,
                                "input_sha256": None}
+        if self._reading >= limits.max_reading:
+            await self._unauthenticated(send, svc, ctx, 503, "server", "too_many_uploads",
+                                        f"more than {limits.max_reading} uploads in progress; retry shortly",
+                                        [(b"retry-after", b"1")])
+            return
+        auth = await self._authenticate(send, svc, ctx, headers, None)  # from the header: before any body is read
+        if auth is None:
+            return
+        ctx["key_id"] = auth.key_id
+        if not auth.ok:
+            await self._unauthenticated(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
+            return
+        if scope.get("method", "POST") != "POST":
+            await self._refuse(send, svc, ctx, 405, "method", "method_not_allowed", "this endpoint takes POST only",
+                               extra_headers=[(b"allow", b"POST")])
+            return
+        self._reading += 1
+        try:
+            body = await self._read_body(receive, send, svc, headers, ctx)
+        finally:
+            self._reading -= 1
+        if body is None:
+            return
         if self._inflight >= limits.max_concurrency:
             await self._refuse(send, svc, ctx, 503, "server", "overloaded",
                                f"more than {limits.max_concurrency} requests in flight; retry shortly",
@@ -86,33 +123,98 @@ class Gatekeeper:
             return
         self._inflight += 1
         try:
-            await self._guard(scope, receive, send, svc, headers, ctx)
+            await self._guard(scope, receive, send, svc, headers, ctx, body)
         finally:
             self._inflight -= 1
 
-    async def _guard(self, scope: Scope, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
-                     ctx: dict[str, Any]) -> None:
+    async def _audited_read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /products and /model_card/<product>: the answer is held until its record is committed (a 401 is
+        counted in the aggregate instead), as for the scoring endpoints; if it cannot be, the answer is a 503."""
+        from serving.audit import AuditRecord, AuditUnavailable, utc_now
+
+        svc = self._service()
+        request_id = uuid.uuid4().hex
+        current_request_id.set(request_id)
+        endpoint = "/products" if scope["path"] == "/products" else "/model_card"  # never the client's path text
+        product = scope["path"].removeprefix("/model_card/") if endpoint == "/model_card" else None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            key_id = svc.keys.authenticate(headers.get("x-api-key"), None).key_id
+        except KeyStoreError:
+            key_id = None
+        held: dict[str, Any] = {"body": b""}
+
+        async def hold(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                held["start"] = message
+            elif message["type"] == "http.response.body":
+                held["body"] += message.get("body", b"")
+
+        await self.app(scope, receive, hold)
+        start = held.get("start") or {"type": "http.response.start", "status": 500, "headers": []}
+        status = int(start["status"])
+        ctx = {"request_id": request_id, "endpoint": endpoint}
+        if status == 401:
+            svc.refusals.add(endpoint, 401, "unauthorized")
+        else:
+            record = AuditRecord(request_id=request_id, time=utc_now(), endpoint=endpoint, status_code=status,
+                                 caller_key_id=key_id, product=product if product in svc.products else None,
+                                 model_name=None, model_version=None, input_sha256=None, member_ref=None,
+                                 features=None, score=None, risk_class=None, decision=None, reasons=None,
+                                 error=None if status < 400 else {"status": status})
+            try:
+                await anyio.to_thread.run_sync(svc.audit.append, record)
+            except AuditUnavailable as err:
+                logger.error("audit log unavailable, answering 503: %s", err)
+                await self._send_answer(send, ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                                          "message": "the audit log cannot record this request; "
+                                                                     "retry later"}])
+                return
+        await send({**start, "headers": [*start.get("headers", []), (b"x-request-id", request_id.encode())]})
+        await send({"type": "http.response.body", "body": held["body"]})
+
+    async def _unauthenticated(self, send: Send, svc: Any, ctx: dict[str, Any], status: int, field: str, rule: str,
+                               message: str, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """A refusal before authentication: counted into the interval's aggregate record, not an fsync of its own."""
+        svc.refusals.add(ctx["endpoint"], status, rule)
+        await self._send_answer(send, ctx, status, [{"field": field, "rule": rule, "message": message}],
+                                extra_headers)
+
+    async def _read_body(self, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
+                         ctx: dict[str, Any]) -> bytes | None:
+        """The whole body within body_timeout_s, or None once a refusal (413, 415, 408) has gone out."""
         limits = svc.settings
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             await self._refuse(send, svc, ctx, 413, "body", "too_large",
                                f"body of {declared} bytes exceeds {limits.max_body_bytes}")
-            return
+            return None
         media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if media != "application/json":
             await self._refuse(send, svc, ctx, 415, "content-type", "unsupported_media_type",
-                               f"{media!r} is not accepted; send application/json")
-            return
+                               "this media type is not accepted; send application/json")
+            return None
         body = b""
         more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limits.max_body_bytes:
-                await self._refuse(send, svc, ctx, 413, "body", "too_large",
-                                   f"body exceeds {limits.max_body_bytes} bytes")
-                return
+        with anyio.move_on_after(limits.body_timeout_s) as reading:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None  # nobody to answer
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limits.max_body_bytes:
+                    await self._refuse(send, svc, ctx, 413, "body", "too_large",
+                                       f"body exceeds {limits.max_body_bytes} bytes")
+                    return None
+        if reading.cancelled_caught:
+            await self._refuse(send, svc, ctx, 408, "body", "body_timeout",
+                               f"the body did not arrive within {limits.body_timeout_s:g} s")
+            return None
+        return body
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send, svc: Any, headers: dict[str, str],
+                     ctx: dict[str, Any], body: bytes) -> None:
         ctx["input_sha256"] = hashlib.sha256(body).hexdigest()
         if not _depth_ok(body):
             await self._refuse(send, svc, ctx, 422, "body", "too_deep", f"JSON nested deeper than {MAX_DEPTH}")
@@ -123,14 +225,8 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, 422, "body", "invalid_json", "the body is not valid JSON")
             return
         product = payload.get("product") if isinstance(payload, dict) else None
-        ctx["product"] = product if isinstance(product, str) else None
-        auth = await self._authenticate(send, svc, ctx, headers, None)
-        if auth is None:
-            return
-        ctx["key_id"] = auth.key_id
-        if not auth.ok:
-            await self._refuse(send, svc, ctx, 401, "header.x-api-key", "unauthorized", auth.reason)
-            return
+        # only a product this service knows is recorded: any other string is the client's and could carry anything
+        ctx["product"] = product if isinstance(product, str) and product in svc.products else None
         if not isinstance(payload, dict):
             await self._refuse(send, svc, ctx, 422, "body", "model_type", "the body must be a JSON object")
             return
@@ -147,7 +243,7 @@ class Gatekeeper:
         if product not in svc.products:
             known = sorted(svc.products)
             await self._refuse(send, svc, ctx, 404, "product", "unknown_product",
-                               f"unknown product {product!r}; known products: {', '.join(known)}")
+                               f"unknown product; known products: {', '.join(known)}")
             return
         auth = await self._authenticate(send, svc, ctx, headers, product)
         if auth is None:
@@ -162,9 +258,9 @@ class Gatekeeper:
             return
         if scope["path"] == "/score_batch":
             items = payload.get("applicants")
-            if isinstance(items, list) and len(items) > limits.max_batch:
+            if isinstance(items, list) and len(items) > svc.settings.max_batch:
                 await self._refuse(send, svc, ctx, 413, "applicants", "too_many",
-                                   f"{len(items)} applicants; at most {limits.max_batch} per batch")
+                                   f"{len(items)} applicants; at most {svc.settings.max_batch} per batch")
                 return
         # The service reads the first of each header, so a client's own copies of these must go:
         # they would choose the audited request id, caller key id and input hash.
@@ -172,11 +268,30 @@ class Gatekeeper:
         scope = {**scope, "headers": [*client_headers, (b"x-request-id", ctx["request_id"].encode()),
                                       (b"x-chronorisk-key-id", str(auth.key_id).encode()),
                                       (b"x-chronorisk-input-sha256", ctx["input_sha256"].encode())]}
-        await self._forward(scope, body, send, svc, ctx)
+        await self._forward(scope, body, receive, send, svc, ctx)
 
-    async def _forward(self, scope: Scope, body: bytes, send: Send, svc: Any, ctx: dict[str, Any]) -> None:
-        """Pass the request on with its body replayed; rewrite validation failures to audited 422s."""
+    @staticmethod
+    def _undelivered(svc: Any, ctx: dict[str, Any], status: int, why: str) -> None:
+        from serving.audit_followup import undelivered_record
+
+        svc.followups.add(undelivered_record(ctx["request_id"], ctx["endpoint"], status, why,
+                                             caller_key_id=ctx["key_id"], product=ctx["product"]))
+
+    async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: Send, svc: Any,
+                       ctx: dict[str, Any]) -> None:
+        """Pass the request on with its body replayed; rewrite validation failures to audited 422s.
+
+        The client's own channel is watched meanwhile: a client that hangs up before the answer goes
+        out, or BentoML's timeout answering 504 while the service goes on, leaves a record standing for
+        an answer never delivered, so a linked record says what the client got (499: nothing)."""
         sent = False
+        state = {"gone": False, "delivered": False}
+
+        async def watch() -> None:
+            while not state["delivered"]:
+                if (await receive())["type"] == "http.disconnect":
+                    state["gone"] = True
+                    return
 
         async def replay() -> Message:
             nonlocal sent
@@ -189,6 +304,10 @@ class Gatekeeper:
         held: dict[str, Any] = {}
 
         async def capture(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                if state["gone"] and not state["delivered"]:
+                    self._undelivered(svc, ctx, 499, "client_disconnected")
+                state["delivered"] = True
             if message["type"] == "http.response.start" and message["status"] == 400:
                 held["start"] = message
                 return
@@ -202,7 +321,17 @@ class Gatekeeper:
                                                   (b"x-request-id", ctx["request_id"].encode())]}
             await send(message)
 
-        await self.app(scope, replay, capture)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                await self.app(scope, replay, capture)
+                group.cancel_scope.cancel()
+        except BaseException as err:
+            if not state["delivered"]:  # cancelled by BentoML's timeout (it answers 504), or failed (500)
+                timed_out = isinstance(err, anyio.get_cancelled_exc_class())
+                self._undelivered(svc, ctx, 504 if timed_out else 500,
+                                  "not_answered_in_time" if timed_out else "server_error")
+            raise
 
     async def _rewrite_validation(self, send: Send, svc: Any, ctx: dict[str, Any], raw: bytes) -> None:
         try:
@@ -243,8 +372,14 @@ class Gatekeeper:
             await anyio.to_thread.run_sync(svc.audit.append, record)
         except AuditUnavailable as err:
             logger.error("audit log unavailable, answering 503: %s", err)
+            self._undelivered(svc, ctx, 503, "audit_unavailable")  # the refusal's record may still commit
             status, errors = 503, [{"field": "server", "rule": "audit_unavailable",
                                     "message": "the audit log cannot record this request; retry later"}]
+        await self._send_answer(send, ctx, status, errors, extra_headers)
+
+    @staticmethod
+    async def _send_answer(send: Send, ctx: dict[str, Any], status: int, errors: list[dict[str, str]],
+                           extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         payload = json.dumps({"request_id": ctx["request_id"], "status": status, "errors": errors}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),

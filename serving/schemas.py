@@ -24,7 +24,8 @@ def _bounded(table: str, column: str, description: str, default: Any = None) -> 
     rng = CONTRACTS[table].columns[column].range
     assert rng is not None, f"{table}.{column} has no range in the contracts"
     lo, hi, unit = rng
-    return Field(default, ge=lo, le=hi, description=f"{description} ({unit}, {lo:g} to {hi:g})")
+    # strict: "7.0" is a string, not a number; a client that sends one has a bug we should not hide
+    return Field(default, ge=lo, le=hi, strict=True, description=f"{description} ({unit}, {lo:g} to {hi:g})")
 
 
 class _Strict(BaseModel):
@@ -33,7 +34,7 @@ class _Strict(BaseModel):
 
 Family = Literal["none", "second_degree", "first_degree"]
 CustomName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Icd10 = Annotated[str, StringConstraints(pattern=rf"^{ICD10}$")]
 Atc = Annotated[str, StringConstraints(pattern=rf"^{ATC}$")]
 
@@ -50,12 +51,12 @@ class Questionnaire(_Strict):
     """The application form, as the applicant answered it (self-reported)."""
 
     application_date: date = Field(description="the model scores as of the day after this date")
-    active_30min: bool = Field(description="physically active at least 30 minutes a day")
-    daily_veg_fruit: bool = Field(description="eats vegetables or fruit every day")
-    ever_bp_treatment: bool = Field(description="ever treated for high blood pressure")
-    ever_high_glucose: bool = Field(description="ever told of high blood glucose")
+    active_30min: bool = Field(strict=True, description="physically active at least 30 minutes a day")
+    daily_veg_fruit: bool = Field(strict=True, description="eats vegetables or fruit every day")
+    ever_bp_treatment: bool = Field(strict=True, description="ever treated for high blood pressure")
+    ever_high_glucose: bool = Field(strict=True, description="ever told of high blood glucose")
     family_history: Family = Field(description="diabetes in the family: none, second_degree, first_degree")
-    smoker: bool
+    smoker: bool = Field(strict=True)
     waist_cm: float | None = _bounded("applications", "waist_cm", "waist circumference")
     height_cm: float | None = _bounded("applications", "height_cm", "height")
     weight_kg: float | None = _bounded("applications", "weight_kg", "weight")
@@ -77,7 +78,7 @@ class Consultation(_Strict):
 class LabResult(_Strict):
     date: date
     test: Literal[tuple(LAB_RANGES)] = Field(description="lab test")  # type: ignore[valid-type]
-    value: float = Field(description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
+    value: float = Field(strict=True, description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
     unit: str = Field(description="hba1c: % or mmol/mol; glucose and lipids: mmol/L or mg/dL; egfr: mL/min/1.73m2")
 
     @field_validator("unit")
@@ -86,7 +87,8 @@ class LabResult(_Strict):
         test = info.data.get("test")
         allowed = LAB_UNITS.get(test, ())
         if test is not None and normalize_unit(v) not in {normalize_unit(u) for u in allowed}:
-            raise ValueError(f"unit {v!r} is not a unit of {test}; use one of {', '.join(allowed)}")
+            # the submitted unit is never echoed: it reaches the answer, the audit and the log
+            raise ValueError(f"not a unit of {test}; use one of {', '.join(allowed)}")
         return v
 
 

@@ -20,11 +20,14 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
-from chronorisk.settings import Settings
+from chronorisk.settings import load_settings
 from features.pseudonym import member_ref
-from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
+from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
+from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
+from serving.redaction import install_log_redaction
+from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
@@ -38,12 +41,16 @@ info = FastAPI(title="chronorisk read-only endpoints")
 @bentoml.asgi_app(info, path="/")
 class ChronoriskService:
     def __init__(self) -> None:
-        self.settings = Settings()
+        install_log_redaction()  # before anything can log a request's values
+        os.umask(0o077)  # the audit database, its checkpoints, fetched models: owner-only
+        self.settings = load_settings()
         self.products: list[str] = list(self.settings.serve_products)
         self.models: dict[str, ServedModel] = {}
         self.load_errors: dict[str, str] = {}
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
-        self.audit = AuditLog(self.settings.audit_url)
+        self.audit = open_audit_log(self.settings, writer=True)
+        self.followups = FollowUps(self.audit)  # linked records for answers the client never got
+        self.refusals = RefusalTally(self.audit, self.settings.refusal_audit_interval_s)  # before authentication
         self.keys = KeyStore(self.settings.keys_file)
         self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
@@ -59,6 +66,16 @@ class ChronoriskService:
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
                 logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
+
+    @bentoml.on_shutdown
+    def _close_audit(self) -> None:
+        """Write pending linked records, then sign the audit chain's head on the way out, so records cut
+        off the end later are noticed."""
+        self.refusals.close()
+        left = self.followups.flush(timeout_s=5.0)
+        if left:
+            logger.error("%d linked audit records not written at shutdown (audit log unavailable)", left)
+        self.audit.close()
 
     def __is_ready__(self) -> bool:
         return not self.load_errors and all(p in self.models for p in self.products)
@@ -99,15 +116,13 @@ class ChronoriskService:
                 return out.result
             self._audit(ctx, product, status, applicant=applicant, error={"status": status, "errors": out["errors"]})
         except AuditUnavailable as err:
-            logger.error("audit log unavailable, answering 503: %s", err)
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+            return self._unrecorded(ctx, product, err)
         return _error(ctx, status, out["errors"])
 
     @bentoml.api(route="/score_batch")
     def score_batch(self, ctx: bentoml.Context, product: str = Field(description="product name"),
-                    applicants: list[dict[str, Any]] = Field(description="applicants (each an Applicant); one bad "
-                                                                         "applicant gets its own error")
+                    applicants: list[Any] = Field(description="applicants (each an Applicant); one bad or "
+                                                              "malformed applicant gets its own error")
                     ) -> BatchResult:
         """Score up to the configured number of applicants; each slot has its own status."""
         from pydantic import ValidationError
@@ -115,15 +130,22 @@ class ChronoriskService:
         from serving.gatekeeper import field_path
 
         items: list[BatchItem] = []
+        slots: list[dict[str, Any]] = []  # what the audit keeps of each applicant: pseudonym, score, features
         for i, raw in enumerate(applicants):
             try:
                 applicant = Applicant.model_validate(raw)
             except ValidationError as err:
-                errors = [{"field": f"applicants[{i}]." + field_path(e["loc"]), "rule": e["type"], "message": e["msg"]}
-                          for e in err.errors(include_input=False)]
+                errors = [{"field": f"applicants[{i}]" + (f".{field_path(e['loc'])}" if e["loc"] else ""),
+                           "rule": e["type"], "message": e["msg"]} for e in err.errors(include_input=False)]
                 items.append(BatchItem(index=i, status=422, errors=errors))
+                slots.append({"index": i, "status": 422, "member_ref": None, "score": None, "decision": None,
+                              "features": None})
                 continue
             status, out = self._one(product, applicant, ctx)
+            slots.append({"index": i, "status": status, "member_ref": member_ref(applicant.applicant_id, self.pepper),
+                          "score": out.result.probability if status == 200 else None,
+                          "decision": out.result.decision if status == 200 else None,
+                          "features": _finite(out.features) if status == 200 else None})
             if status == 200:
                 items.append(BatchItem(index=i, status=200, result=out.result))
             else:  # the record rules name "applicant.<path>"; in a batch the field is "applicants[i].<path>"
@@ -133,12 +155,9 @@ class ChronoriskService:
         result = BatchResult(request_id=ctx.request.headers.get("x-request-id", "missing"), product=product,
                              results=items)
         try:
-            self._audit(ctx, product, 200, error={"status": 200, "batch": [
-                {"index": it.index, "status": it.status, "score": it.result.probability if it.result else None,
-                 "decision": it.result.decision if it.result else None} for it in items]})
-        except AuditUnavailable:
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+            self._audit(ctx, product, 200, error={"status": 200, "batch": slots})
+        except AuditUnavailable as err:
+            return self._unrecorded(ctx, product, err)
         return result
 
     @bentoml.api(route="/explain")
@@ -152,15 +171,25 @@ class ChronoriskService:
                 self._audit(ctx, product, status, applicant=applicant, error=failure)
                 return _error(ctx, status, out["errors"])
             self._audit(ctx, product, 200, applicant=applicant, result=out.result, features=out.features)
-        except AuditUnavailable:
-            return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
-                                      "message": "the audit log cannot record this request; retry later"}])
+        except AuditUnavailable as err:
+            return self._unrecorded(ctx, product, err)
         served = self.models[product]
         feats = served.model.features
         return Explanation(request_id=out.result.request_id, product=product, model_version=served.version,
                            base_value=float(out.contributions[-1]), raw_score=out.raw_score,
                            contributions={f: float(c) for f, c in zip(feats, out.contributions[:-1], strict=True)},
                            values=out.features)
+
+    def _unrecorded(self, ctx: bentoml.Context, product: str, err: AuditUnavailable) -> Any:
+        """The 503 for a record that was not committed in time. The database may still commit it (a hung
+        server that resumes), so a linked record saying the client got 503 is queued behind it."""
+        logger.error("audit log unavailable, answering 503: %s", err)
+        request_id = ctx.request.headers.get("x-request-id", "missing")
+        self.followups.add(undelivered_record(
+            request_id, ctx.request.url.path, 503, "audit_unavailable",
+            caller_key_id=ctx.request.headers.get("x-chronorisk-key-id"), product=product))
+        return _error(ctx, 503, [{"field": "server", "rule": "audit_unavailable",
+                                  "message": "the audit log cannot record this request; retry later"}])
 
     def _caller(self, x_api_key: str | None, product: str | None) -> AuthResult:
         """The key's verdict for the read-only endpoints; an unreadable key file is a 503, not a 500."""
@@ -198,7 +227,7 @@ class ChronoriskService:
         if not self._caller(x_api_key, None).ok:
             raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
         if product not in self.products:
-            raise HTTPException(status_code=404, detail=f"unknown product {product!r}; known products: "
+            raise HTTPException(status_code=404, detail="unknown product; known products: "
                                                         f"{', '.join(sorted(self.products))}")
         auth = self._caller(x_api_key, product)
         if not auth.ok:
@@ -218,6 +247,11 @@ class ChronoriskService:
         media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
         return Response(self.cards[key], media_type=media,
                         headers={"x-model-version": served.version, "cache-control": "no-store"})
+
+
+def _finite(features: dict[str, float | None]) -> dict[str, float | None]:
+    """A feature vector as JSON can hold it: NaN (a missing value) becomes None."""
+    return {k: (None if v is None or v != v else float(v)) for k, v in features.items()}
 
 
 def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> Any:

@@ -19,6 +19,14 @@ import pandas as pd
 import pytest
 
 CANARY = "Zhang Wei 13800138000"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests that build settings from the environment get a real-looking pepper: the environment now
+    defaults to production, where the placeholder is refused (tests that need the refusal unset it)."""
+    import os
+
+    os.environ.setdefault("CHRONORISK_ID_PEPPER", "pytest-session-pepper-5b1e0c")
 EXTRACT_DATE = date(2024, 12, 31)
 
 

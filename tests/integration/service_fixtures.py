@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import psutil
+from audit_test_keys import audit_secrets_dir
 
 from features.contracts import load_raw
 from features.synthetic import load_profile, synthesize
@@ -40,6 +41,7 @@ EXTRACT = date(2024, 12, 31)  # the default profile's extract date
 MEMBERS, SEED = 3_000, 13
 MAX_BATCH, MAX_BODY_BYTES = 10, 300_000
 READY_LIMIT_S = 60.0
+BODY_TIMEOUT_S = 3.0  # every test server's CHRONORISK_BODY_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def service_env(tracking_uri: str, audit_url: str, keys_file: Path, products: tu
     """The environment of a server or batch run: the store, audit log, keys, pepper and limits."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "CHRONORISK_AUDIT_URL": audit_url,
            "CHRONORISK_KEYS_FILE": str(keys_file), "CHRONORISK_ID_PEPPER": PEPPER,
+           "CHRONORISK_SECRETS_DIR": str(audit_secrets_dir()),
+           "CHRONORISK_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S), "CHRONORISK_REFUSAL_AUDIT_INTERVAL_S": "1",
            "CHRONORISK_ENVIRONMENT": "test", "CHRONORISK_SERVE_PRODUCTS": ",".join(products),
            "CHRONORISK_MAX_BATCH": str(MAX_BATCH), "CHRONORISK_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
            "BENTOML_DO_NOT_TRACK": "True", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from audit_test_keys import AUDIT_KEYS, audit_secrets_dir
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
@@ -22,10 +23,11 @@ def _record(i: int) -> AuditRecord:
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     path = tmp_path / "audit.db"
-    with AuditLog(f"sqlite:///{path}") as log:
+    with AuditLog(f"sqlite:///{path}", AUDIT_KEYS) as log:
         for i in range(1, 6):
             log.append(_record(i))
     monkeypatch.setenv("CHRONORISK_ENVIRONMENT", "test")
+    monkeypatch.setenv("CHRONORISK_SECRETS_DIR", str(audit_secrets_dir()))
     monkeypatch.setenv("CHRONORISK_AUDIT_URL", f"sqlite:///{path}")
     return path
 
@@ -71,3 +73,19 @@ def test_list_shows_time_product_status_and_decision_of_each_record(runner, db):
 def test_list_never_prints_feature_values(runner, db):
     result = runner.invoke(app, ["audit", "list"])
     assert (result.exit_code, "4321.5" in result.output, "steps_mean_90d" in result.output) == (0, False, False)
+
+
+def test_verify_exits_1_and_says_truncated_when_records_are_cut_off_the_end(runner, db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM audit_records WHERE seq > 3")
+    result = runner.invoke(app, ["audit", "verify"])
+    assert (result.exit_code, "truncated" in _flat(result.output)) == (1, True), result.output
+
+
+def test_init_keys_writes_owner_only_key_files_and_refuses_to_overwrite_them(runner, tmp_path):
+    folder = tmp_path / "secrets"
+    first = runner.invoke(app, ["audit", "init-keys", "--folder", str(folder)])
+    again = runner.invoke(app, ["audit", "init-keys", "--folder", str(folder)])
+    modes = sorted(oct(p.stat().st_mode & 0o777) for p in folder.iterdir())
+    assert (first.exit_code, again.exit_code, oct(folder.stat().st_mode & 0o777), modes) == (
+        0, 1, "0o700", ["0o600"] * 3), first.output

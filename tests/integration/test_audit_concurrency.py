@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from audit_test_keys import AUDIT_KEYS
 from pg import throwaway_database
 
 from serving.audit import AuditLog, AuditRecord, utc_now
@@ -14,9 +15,9 @@ from serving.audit import AuditLog, AuditRecord, utc_now
 WORKERS, EACH = 4, 50
 
 
-def _append_many(url: str, worker: int, barrier: Any) -> None:
+def _append_many(url: str, worker: int, barrier: Any, checkpoints: Any) -> None:
     """One service process: opens its own log, waits for the others, then appends as fast as it can."""
-    log = AuditLog(url)
+    log = AuditLog(url, AUDIT_KEYS, checkpoints)
     barrier.wait(timeout=60)  # a sibling that died before the start must not hang the others
     for i in range(EACH):
         log.append(AuditRecord(
@@ -38,11 +39,13 @@ def url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def appended(url) -> Iterator[AuditLog]:
-    """The log after 4 spawned processes appended 50 records each, all at once."""
+def appended(url, tmp_path) -> Iterator[AuditLog]:
+    """The log after 4 spawned processes appended 50 records each, all at once, signing into one checkpoint file."""
+    checkpoints = tmp_path / "checkpoints.jsonl"
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
-    procs = [ctx.Process(target=_append_many, args=(url, w, barrier), daemon=True) for w in range(WORKERS)]
+    procs = [ctx.Process(target=_append_many, args=(url, w, barrier, checkpoints), daemon=True)
+             for w in range(WORKERS)]
     for p in procs:
         p.start()
     try:
@@ -53,7 +56,7 @@ def appended(url) -> Iterator[AuditLog]:
             if p.is_alive():
                 p.kill()
     assert [p.exitcode for p in procs] == [0] * WORKERS
-    with AuditLog(url) as log:
+    with AuditLog(url, AUDIT_KEYS, checkpoints) as log:
         yield log
 
 
@@ -68,3 +71,9 @@ def test_concurrent_appends_lose_no_record(appended):
 def test_concurrent_appends_keep_one_unbroken_chain(appended):
     result = appended.verify()
     assert (result.ok, result.checked) == (True, WORKERS * EACH)
+
+
+def test_every_writer_signs_into_one_checkpoint_file_that_vouches_for_the_whole_chain(appended):
+    # the first record, the 100th and the 200th, and one at each writer's close (the head it saw then)
+    result = appended.verify()
+    assert (result.checkpoints >= 3 + 1, result.covered_seq) == (True, WORKERS * EACH)

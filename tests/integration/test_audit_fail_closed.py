@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
+from audit_test_keys import AUDIT_KEYS
 from pg import throwaway_database
 
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
@@ -44,8 +45,8 @@ def scratch(postgres_url) -> Iterator[Scratch]:
 
 
 @pytest.fixture
-def log(scratch) -> Iterator[AuditLog]:
-    with AuditLog(scratch.url) as audit:
+def log(scratch, tmp_path) -> Iterator[AuditLog]:
+    with AuditLog(scratch.url, AUDIT_KEYS, tmp_path / "checkpoints.jsonl") as audit:
         audit.append(_record("before"))
         yield audit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from audit_test_keys import AUDIT_KEYS
 
 from features.pseudonym import member_ref
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
@@ -25,7 +26,7 @@ def _store_bytes(folder) -> bytes:
 
 def test_a_record_made_from_a_canary_id_leaves_no_trace_of_it_in_the_sqlite_file(tmp_path):
     ref = member_ref(CANARY_ID, PEPPER)
-    with AuditLog(f"sqlite:///{tmp_path}/audit.db") as log:
+    with AuditLog(f"sqlite:///{tmp_path}/audit.db", AUDIT_KEYS) as log:
         log.append(_record("req-canary", ref))
     stored = _store_bytes(tmp_path)
     assert (ref.encode() in stored, CANARY_ID.encode() in stored) == (True, False)
@@ -33,7 +34,7 @@ def test_a_record_made_from_a_canary_id_leaves_no_trace_of_it_in_the_sqlite_file
 
 def test_a_refused_append_does_not_echo_the_record_in_its_reason(tmp_path):
     ref = member_ref(CANARY_ID, PEPPER)
-    with AuditLog(f"sqlite:///{tmp_path}/audit.db") as log:
+    with AuditLog(f"sqlite:///{tmp_path}/audit.db", AUDIT_KEYS) as log:
         log.append(_record("req-1", ref))
         with pytest.raises(AuditUnavailable) as refused:
             log.append(_record("req-1", ref))  # a duplicate request id cannot be committed

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from audit_test_keys import AUDIT_KEYS
 from service_fixtures import PEPPER, REPO, service_env
 
 from chronorisk.settings import Settings
@@ -97,7 +98,7 @@ def test_the_audit_log_and_the_batch_file_give_the_same_verdict(model_store, dri
     settings = Settings(mlflow_tracking_uri=model_store.tracking_uri, audit_url=url, id_pepper=PEPPER)
     from_batch = run_monitor(settings, "diabetes", MonitorConfig(), batch=drifted)
     feature_names = [d.name for d in from_batch.items if d.kind == "feature"]
-    with AuditLog(url) as log:
+    with AuditLog(url, AUDIT_KEYS) as log:
         for i, row in frame.iterrows():
             log.append(AuditRecord(
                 request_id=f"r{i}", time=f"2026-01-02T00:00:{i % 60:02d}Z", endpoint="/score", status_code=200,

@@ -2,9 +2,10 @@
 answer naming the field path and rule, a request id, and an audit record; none gets a 5xx.
 
 Every case is one edit of a valid request (or a raw body, or other headers). Expected statuses
-and rules come from the service's documentation (gatekeeper order: 413, 415, 422 for unreadable
-JSON, 401, 422 for a body that is not an object with a string product and known fields, 404, 403,
-413 for batches; schema rules are pydantic's error types; record rules are the raw-data
+and rules come from the service's documentation (gatekeeper order: 401 from the header, 413, 415,
+422 for unreadable JSON, 422 for a body that is not an object with a string product and known
+fields, 404, 403, 413 for batches; a 401 is audited in the interval's aggregate record, every
+other answer by a record of its own; schema rules are pydantic's error types; record rules are the raw-data
 contracts'), not from the service's own answers. Each request is sent once per
 module; the tests below read the same answers.
 """
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,7 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
-from service_fixtures import MAX_BATCH, MAX_BODY_BYTES, Keys, ModelStore, Server
+from audit_test_keys import AUDIT_KEYS
+from service_fixtures import MAX_BATCH, MAX_BODY_BYTES, PEPPER, Keys, ModelStore, Server
 
 from serving.audit import AuditLog
 from serving.examples import applicant_request
@@ -145,14 +149,20 @@ CASES = [
     Case("missing_product", 422, "product", "missing", delete("product")),
     Case("missing_applicant", 422, "applicant", "missing", delete("applicant")),
     # wrong types
-    Case("smoker_as_text", 422, "applicant.questionnaire.smoker", "bool_parsing",
+    Case("smoker_as_text", 422, "applicant.questionnaire.smoker", "bool_type",
          applicant(set_in("sometimes", "questionnaire", "smoker"))),
-    Case("steps_as_text", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "int_parsing",
+    Case("steps_as_text", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "int_type",
          append("wearable_daily", wear(steps="many"))),
     Case("birth_date_not_iso", 422, "applicant.demographics.birth_date", "date_from_datetime_parsing",
          applicant(set_in("31/12/1970", "demographics", "birth_date"))),
-    Case("lab_value_as_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_parsing",
+    Case("lab_value_as_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_type",
          append("lab_results", lab(value="high"))),
+    Case("lab_value_as_numeric_text", 422, f"applicant.lab_results[{N_LABS}].value", "float_type",
+         append("lab_results", lab(value="7.0"))),
+    Case("smoker_as_yes", 422, "applicant.questionnaire.smoker", "bool_type",
+         applicant(set_in("yes", "questionnaire", "smoker"))),
+    Case("batch_with_a_slot_that_is_not_an_object", 200, "applicants[1]", "model_type", path="/score_batch",
+         edit=lambda b: b.update(applicants=[b.pop("applicant"), "not an applicant"])),
     Case("applicant_as_list", 422, "applicant", "model_type", set_in([1, 2], "applicant")),
     Case("product_as_number", 422, "product", "string_type", set_in(5, "product")),
     Case("body_is_an_array", 422, "body", "model_type", raw=lambda b: b"[1, 2]"),
@@ -226,23 +236,21 @@ CASES = [
     Case("revoked_key", 401, "header.x-api-key", "unauthorized", key="revoked", audit_key="revoked"),
     Case("key_for_another_product", 403, "header.x-api-key", "forbidden", key="hypertension",
          audit_key="hypertension"),
-    # media types: refused before anything is read, so no key is identified
+    # media types: refused before the body is read, after the key (which the record names)
     Case("pickle_content_type", 415, "content-type", "unsupported_media_type", raw=lambda b: b"\x80\x05K\x01.",
-         content_type="application/vnd.bentoml+pickle", audit_key=None),
+         content_type="application/vnd.bentoml+pickle"),
     Case("form_content_type", 415, "content-type", "unsupported_media_type", raw=lambda b: b"product=diabetes",
-         content_type="application/x-www-form-urlencoded", audit_key=None),
+         content_type="application/x-www-form-urlencoded"),
     # sizes and shapes
     Case("oversized_body", 413, "body", "too_large", raw=lambda b: json.dumps(
-        {**b, "applicant": {**b["applicant"], "applicant_id": "x" * MAX_BODY_BYTES}}).encode(), audit_key=None),
-    Case("oversized_body_without_length", 413, "body", "too_large", raw=chunked(MAX_BODY_BYTES + 50_000),
-         audit_key=None),
+        {**b, "applicant": {**b["applicant"], "applicant_id": "x" * MAX_BODY_BYTES}}).encode()),
+    Case("oversized_body_without_length", 413, "body", "too_large", raw=chunked(MAX_BODY_BYTES + 50_000)),
     Case("oversized_batch", 413, "applicants", "too_many", path="/score_batch",
          edit=lambda b: b.update(applicants=[small(b.pop("applicant"))] * (MAX_BATCH + 1))),
-    Case("deeply_nested", 422, "body", "too_deep", audit_key=None,
+    Case("deeply_nested", 422, "body", "too_deep",
          raw=lambda b: b'{"product": "diabetes", "applicant": ' + b"[" * 40 + b"]" * 40 + b"}"),
-    Case("invalid_json", 422, "body", "invalid_json", raw=lambda b: b'{"product": "diabetes", "applicant": {',
-         audit_key=None),
-    Case("empty_body", 422, "body", "invalid_json", raw=lambda b: b"", audit_key=None),
+    Case("invalid_json", 422, "body", "invalid_json", raw=lambda b: b'{"product": "diabetes", "applicant": {'),
+    Case("empty_body", 422, "body", "invalid_json", raw=lambda b: b""),
     # batches: the batch answers 200, each bad applicant gets its own 422 naming its path in the batch
     Case("batch_with_one_invalid_applicant", 200, "applicants[1].demographics.sex", "missing", path="/score_batch",
          edit=batch(delete("demographics", "sex"))),
@@ -332,7 +340,7 @@ def exchange(scoring_server, model_store, api_keys) -> Callable[[Case], Exchange
 
 @pytest.fixture(scope="module")
 def audit_log(audit_url) -> Iterator[AuditLog]:
-    log = AuditLog(audit_url)
+    log = AuditLog(audit_url, AUDIT_KEYS)
     yield log
     log.close()
 
@@ -396,14 +404,14 @@ def test_every_answer_carries_its_request_id(case, exchange):
     assert (bool(header), header) == (True, got.answer.get("request_id")), dict(got.response.headers)
 
 
-@pytest.mark.parametrize("case", cases())
-def test_every_answer_is_audited_with_its_status(case, exchange, audit_log):
+@pytest.mark.parametrize("case", cases(lambda c: c.status != 401))
+def test_every_answer_after_authentication_is_audited_with_its_status(case, exchange, audit_log):
     got = exchange(case)
     record = audit_log.get(got.response.headers.get("x-request-id", "none"))
     assert (record.status_code if record else None) == got.response.status_code
 
 
-@pytest.mark.parametrize("case", cases())
+@pytest.mark.parametrize("case", cases(lambda c: c.status != 401))
 def test_the_audit_names_the_caller_by_key_id(case, exchange, audit_log, api_keys):
     got = exchange(case)
     record = audit_log.get(got.response.headers.get("x-request-id", "none"))
@@ -411,7 +419,7 @@ def test_the_audit_names_the_caller_by_key_id(case, exchange, audit_log, api_key
     assert record is not None and record.caller_key_id == expected
 
 
-@pytest.mark.parametrize("case", cases(lambda c: c.raw is None or c.id in HASHED_RAW))
+@pytest.mark.parametrize("case", cases(lambda c: (c.raw is None or c.id in HASHED_RAW) and c.status != 401))
 def test_the_audit_holds_the_hash_of_the_bytes_received(case, exchange, audit_log):
     got = exchange(case)
     record = audit_log.get(got.response.headers.get("x-request-id", "none"))
@@ -419,17 +427,40 @@ def test_the_audit_holds_the_hash_of_the_bytes_received(case, exchange, audit_lo
     assert record.input_sha256 == hashlib.sha256(got.content).hexdigest()
 
 
-@pytest.mark.parametrize("case", cases(lambda c: c.key is not None))
+@pytest.mark.parametrize("case", cases(lambda c: c.key is not None and c.status != 401))
 def test_the_audit_never_holds_the_key_itself(case, exchange, audit_log):
     got = exchange(case)
     record = audit_log.get(got.response.headers.get("x-request-id", "none"))
     assert record is not None and str(got.presented_key) not in repr(record)
 
 
+def test_a_refusal_before_authentication_has_no_record_of_its_own_but_is_counted_in_an_aggregate(
+        exchange, audit_log):
+    refused = [exchange(c) for c in CASES if c.status == 401]
+    started = min(r.response.headers["date"] for r in refused)  # only to show they were sent
+    own = [audit_log.get(r.response.headers["x-request-id"]) for r in refused]
+    time.sleep(2.5)  # the test servers write the aggregate every second
+    counted = sum(c["count"] for rec in audit_log.records() if rec.status_code == 0 and rec.error
+                  for c in rec.error["counts"] if c["status"] == 401 and c["rule"] == "unauthorized")
+    assert (bool(started), own, counted >= len(refused)) == (True, [None] * len(refused), True)
+
+
+def test_a_batch_record_carries_each_applicants_pseudonym_score_and_feature_vector(exchange, audit_log):
+    got = exchange(next(c for c in CASES if c.id == "batch_with_one_rejected_applicant"))
+    record = audit_log.get(got.response.headers["x-request-id"])
+    assert record is not None and record.error is not None
+    slots = record.error["batch"]
+    applicant_id = got.sent["applicants"][0]["applicant_id"]
+    by_hand = hmac.new(PEPPER.encode(), applicant_id.encode(), hashlib.sha256).hexdigest()
+    assert [(s["index"], s["status"], s["member_ref"]) for s in slots] == [(0, 200, by_hand), (1, 422, by_hand)]
+    assert (slots[0]["score"], isinstance(slots[0]["features"], dict), slots[1]["features"]) == (
+        got.answer["results"][0]["result"]["probability"], True, None)
+
+
 def test_an_unknown_product_is_refused_with_the_known_products_listed(exchange):
     got = exchange(next(c for c in CASES if c.id == "unknown_product"))
     assert [e["message"] for e in got.errors if e["rule"] == "unknown_product"] == [
-        "unknown product 'cancer'; known products: diabetes"]
+        "unknown product; known products: diabetes"]
 
 
 def test_a_batch_with_one_bad_applicant_scores_the_others(exchange):
@@ -442,7 +473,8 @@ def test_audit_chain_verifies_after_the_suite(exchange, audit_log):
     for case in CASES:  # every case sent, whatever ran before
         exchange(case)
     result = audit_log.verify()
-    assert (result.ok, result.reason, result.checked >= len(CASES)) == (True, None, True)
+    own_records = len([c for c in CASES if c.status != 401])
+    assert (result.ok, result.reason, result.checked >= own_records) == (True, None, True)
 
 
 def test_no_request_got_a_server_error(exchange, scoring_server):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from audit_test_keys import AUDIT_KEYS
 from service_fixtures import Server, kill_tree, running_server, service_env
 
 from serving.audit import AuditLog
@@ -188,7 +189,7 @@ def test_every_answer_received_before_kill_9_has_its_audit_record(killed_mid_loa
 def test_after_kill_9_the_chain_verifies_and_a_restarted_server_appends_to_it(killed_mid_load, model_store,
                                                                              api_keys, bodies):
     received, audit, run = killed_mid_load
-    log = AuditLog(audit)
+    log = AuditLog(audit, AUDIT_KEYS)
     try:
         assert log.verify().ok
         before = len(list(log.records()))
@@ -201,7 +202,7 @@ def test_after_kill_9_the_chain_verifies_and_a_restarted_server_appends_to_it(ki
     same_body = [a for a in received if a["body_index"] == 0 and a["status"] == 200]
     assert same_body, "client 0 sends body 0 first, and at least 20 answers arrived before the kill"
     assert answer["probability"] == same_body[0]["probability"]  # a restart changes no score
-    log = AuditLog(audit)
+    log = AuditLog(audit, AUDIT_KEYS)
     try:
         result = log.verify()
         assert result.ok, result

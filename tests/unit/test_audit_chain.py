@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import fields, replace
 
 import pytest
 
 from serving.audit import GENESIS_HASH, AuditLog, AuditRecord, chain_hash
+from serving.audit_seal import AuditKeys
+
+KEYS = AuditKeys.generate()
 
 T0 = "2025-03-01T09:00:00.000+00:00"
 
@@ -26,7 +30,7 @@ def _record(request_id: str = "req-1", **changes) -> AuditRecord:
 
 @pytest.fixture
 def log(tmp_path):
-    with AuditLog(f"sqlite:///{tmp_path}/audit.db") as audit:
+    with AuditLog(f"sqlite:///{tmp_path}/audit.db", KEYS) as audit:
         yield audit
 
 
@@ -34,12 +38,12 @@ def test_the_first_record_chains_to_64_zeros(log):
     assert log.append(_record()).prev_hash == GENESIS_HASH == "0" * 64
 
 
-def test_the_record_hash_is_sha256_of_prev_hash_and_sorted_compact_json_of_the_other_fields(log):
+def test_the_record_hash_is_hmac_sha256_of_prev_hash_and_sorted_compact_json_of_the_other_fields(log):
     stored = log.append(_record())
     body = {f.name: getattr(stored, f.name) for f in fields(stored) if f.name not in ("seq", "record_hash")}
-    by_hand = hashlib.sha256((stored.prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"),
-                                                             ensure_ascii=False)).encode()).hexdigest()
-    assert stored.record_hash == by_hand
+    text = stored.prev_hash + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    by_hand = hmac.new(KEYS.hmac_key, text.encode(), hashlib.sha256).hexdigest()
+    assert (stored.record_hash, stored.record_hash != hashlib.sha256(text.encode()).hexdigest()) == (by_hand, True)
 
 
 def test_each_record_chains_to_the_hash_of_the_one_before(log):
@@ -51,7 +55,7 @@ def test_each_record_chains_to_the_hash_of_the_one_before(log):
 def test_chain_hash_reproduces_every_stored_hash(log):
     for i in range(3):
         log.append(_record(f"r{i}"))
-    assert all(chain_hash(r) == r.record_hash for r in log.records())
+    assert all(chain_hash(r, KEYS.hmac_key) == r.record_hash for r in log.records())
 
 
 def test_a_float_reads_back_bit_identical(log):
@@ -105,3 +109,16 @@ def test_an_empty_log_verifies_ok_with_nothing_checked(log):
 def test_verify_reports_the_head_hash_to_note_down(log):
     last = [log.append(_record(f"r{i}")) for i in range(3)][-1]
     assert log.verify().head_hash == last.record_hash
+
+
+def test_a_log_opened_without_keys_is_read_only(tmp_path):
+    with AuditLog(f"sqlite:///{tmp_path}/audit.db") as reader, pytest.raises(ValueError, match="read-only"):
+        reader.append(_record())
+
+
+def test_the_first_record_and_every_nth_are_signed_beside_the_database(tmp_path):
+    with AuditLog(f"sqlite:///{tmp_path}/audit.db", KEYS, checkpoint_every=3) as audit:
+        for i in range(7):
+            audit.append(_record(f"r{i}"))
+    lines = [json.loads(x) for x in (tmp_path / "audit.db.checkpoints.jsonl").read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 3, 6, 7]  # 7: the head signed at close
