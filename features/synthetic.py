@@ -60,10 +60,16 @@ class SynthSummary:
     rows: dict[str, int] = field(default_factory=dict)
 
 
+def block_rngs(seed: int, block: int) -> list[np.random.Generator]:
+    """The block's five streams (population, clinical, applications, wearables, members): one place,
+    so the counterfactual truth redraws a block's population exactly as it was generated."""
+    seq = np.random.SeedSequence(seed).spawn(block + 1)[block]
+    return [np.random.default_rng(s) for s in seq.spawn(5)]
+
+
 def simulate_block(seed: int, block: int, n: int, profile: Profile) -> dict[str, pa.Table]:
     """All raw tables and truth for members block*BLOCK .. block*BLOCK + n - 1."""
-    seq = np.random.SeedSequence(seed).spawn(block + 1)[block]
-    rng_pop, rng_clin, rng_app, rng_wear, rng_mem = (np.random.default_rng(s) for s in seq.spawn(5))
+    rng_pop, rng_clin, rng_app, rng_wear, rng_mem = block_rngs(seed, block)
     pop = draw_population(rng_pop, block * BLOCK, n, profile)
     clinical = clinical_records(rng_clin, pop, profile)
     wear, device_start = wearables_table(rng_wear, pop, profile)

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.synthetic import BLOCK, block_rngs
 from features.synthetic_population import DAY0, YEAR_DAYS, cumulative_hazards, draw_population, true_risk
 from features.synthetic_profile import load_profile
+from features.synthetic_records import pop_rows
 
 BMI_TO_HBA1C = 0.03  # latent_state: g = hba1c0 + g_slope * dt + 0.03 * (bmi - bmi0)
 HBA1C_TO_FPG = 0.9  # latent_state: fpg = fpg0 + 0.9 * (g - hba1c0)
@@ -60,8 +62,6 @@ def true_risk_under(data_dir: Path, member_ids: np.ndarray, index_dates: np.ndar
     """True probability of onset in [t, t + horizon) for each (member, index date) under the edit
     (None: as generated, equal to `_truth/yearly`); NaN where the member is not in the folder or
     already has the disease at t."""
-    from features.synthetic import BLOCK
-
     manifest = json.loads((Path(data_dir) / "_manifest.json").read_text())
     profile = load_profile(profiles_dir / f"{manifest['profile']}.yaml")
     seed, members = int(manifest["seed"]), int(manifest["members"])
@@ -75,13 +75,10 @@ def true_risk_under(data_dir: Path, member_ids: np.ndarray, index_dates: np.ndar
     k = DISEASES[disease]
     for block in np.unique(blocks[known]):
         rows = np.flatnonzero(known & (blocks == block))
-        seq = np.random.SeedSequence(seed).spawn(int(block) + 1)[int(block)]
-        rng_pop = np.random.default_rng(seq.spawn(5)[0])  # the same stream simulate_block draws the population from
+        rng_pop = block_rngs(seed, int(block))[0]  # the stream simulate_block draws the population from
         n = min(BLOCK, members - int(block) * BLOCK)
         pop = draw_population(rng_pop, int(block) * BLOCK, n, profile)
         pos = idx[rows].astype(np.int64) - int(block) * BLOCK
-        from features.synthetic_records import pop_rows
-
         sub = pop_rows(pop, pos)
         cum = cumulative_hazards(sub, _edit(edit, value, t0[rows]))[k]
         onset = getattr(sub, "dm_onset_t" if disease == "diabetes" else "htn_onset_t")

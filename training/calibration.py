@@ -21,6 +21,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def horizon_probability(raw: np.ndarray, slope: float, period_intercepts: list[float]) -> np.ndarray:
+    """1 - prod_k (1 - sigmoid(slope * raw + c_k)): the probability of an event within the horizon."""
+    raw = np.asarray(raw, dtype=float)
+    survive = np.ones_like(raw)
+    for c in period_intercepts:
+        survive = survive * (1.0 - sigmoid(slope * raw + c))
+    return 1.0 - survive
+
+
 class PlattCalibrator(BaseEstimator):
     """p = sigmoid(slope * raw + intercept), fitted by unpenalised logistic regression."""
 
@@ -66,7 +75,5 @@ class Calibration:
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "discrete_hazard":
-            from training.person_period import horizon_probability
-
             return horizon_probability(raw, self.slope, list(self.period_intercepts))
         return sigmoid(self.slope * np.asarray(raw, dtype=float) + self.intercept)

@@ -11,11 +11,14 @@ monotone function of the one raw score: TreeSHAP explains f(x) exactly, and the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+
+from training.calibration import horizon_probability
 
 YEAR_DAYS = 365.25
 
@@ -75,19 +78,6 @@ def baseline_logits(pp: PersonPeriods, horizon_years: int) -> np.ndarray:
     return out
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def horizon_probability(raw: np.ndarray, slope: float, period_intercepts: list[float]) -> np.ndarray:
-    """1 - prod_k (1 - sigmoid(slope * raw + c_k)): the probability of an event within the horizon."""
-    raw = np.asarray(raw, dtype=float)
-    survive = np.ones_like(raw)
-    for c in period_intercepts:
-        survive = survive * (1.0 - sigmoid(slope * raw + c))
-    return 1.0 - survive
-
-
 class HazardCalibrator:
     """Fits hazard_k = sigmoid(a * raw + c_k) on held-out person-period rows (weighted logistic
     regression, unpenalised); `predict_proba` composes the horizon probability. Learned state:
@@ -110,8 +100,6 @@ class HazardCalibrator:
         return np.column_stack([1.0 - p, p])
 
     def to_json(self) -> str:
-        import json
-
         return json.dumps({"method": "discrete_hazard", "slope": self.slope_,
                            "period_intercepts": self.period_intercepts_}, indent=2)
 
