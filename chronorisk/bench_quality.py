@@ -133,7 +133,7 @@ def bench_quality(log: Callable[[str], None]) -> Path:
         lift = {"recorded_events": paired_auc_lift(y[wearer], p_with[wearer], p_without[wearer]),
                 "true_onset": paired_auc_lift(truth["y_true"].to_numpy()[worn], p_with[rows][worn],
                                               p_without[rows][worn])}
-        shares = gain_share_by_source(model.booster, registry)
+        shares = gain_share_by_source(model.scorer, registry)
         stability = _stability(model, frame, load_monitor_config())
         monitor = _monitor_batches(settings, default.version or "", tmp, log)
         candidates = json.loads(Path(client.download_artifacts(default.run_id, "evaluation/candidates.json",

@@ -38,7 +38,7 @@ class BareYardstick:
     @bentoml.api(route="/score")
     def score(self, row: list[float | None] = Field(description="feature values in model order")) -> dict[str, float]:
         x = np.array([np.nan if v is None else v for v in row], dtype=float).reshape(1, -1)
-        booster = self.served.model.booster
+        booster = self.served.model.scorer
         raw = np.asarray(booster.predict(x, raw_score=True, **ONE_ROW))
         contrib = np.asarray(booster.predict(x, pred_contrib=True, **ONE_ROW))
         return {"raw_score": float(raw[0]), "contrib_sum": float(contrib.sum())}
@@ -61,7 +61,7 @@ class SameFeaturesYardstick:
         index = applicant.questionnaire.application_date + timedelta(days=1)
         row = feature_row(tables, applicant.applicant_id, index, self.served.registry)
         x = row[self.served.model.features].to_numpy(dtype=float).reshape(1, -1)
-        booster = self.served.model.booster
+        booster = self.served.model.scorer
         raw = np.asarray(booster.predict(x, raw_score=True, **ONE_ROW))
         contrib = np.asarray(booster.predict(x, pred_contrib=True, **ONE_ROW))
         return {"raw_score": float(raw[0]), "contrib_sum": float(contrib.sum())}

@@ -207,8 +207,8 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     model = served.model
     values = row[model.features].to_numpy(dtype=float)
     x = values.reshape(1, -1)
-    raw = float(np.asarray(model.booster.predict(x, raw_score=True, **ONE_ROW))[0])
-    contrib = np.asarray(model.booster.predict(x, pred_contrib=True, **ONE_ROW))[0]
+    raw = float(np.asarray(model.scorer.predict(x, raw_score=True, **ONE_ROW))[0])
+    contrib = np.asarray(model.scorer.predict(x, pred_contrib=True, **ONE_ROW))[0]
     p = float(model.calibration.probability(np.array([raw]))[0])
     spec = model.spec
     risk = spec.risk_class(p)

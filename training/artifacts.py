@@ -1,6 +1,6 @@
 """The model bundle: the pickle-free files a registered model version consists of.
 
-`model.txt` (LightGBM text), `calibration.json`, `features.json`, `product.yaml` and
+`model.txt` (LightGBM text) or `glm.json` (training/glm.py), `calibration.json`, `features.json`, `product.yaml` and
 `reference_profile.json` (what the monitor compares today's population with), with the SHA-256
 of each recorded at registration. Loading checks every hash before parsing anything,
 and parses the LightGBM file first in a child process: a truncated or corrupted model makes
@@ -24,15 +24,28 @@ import yaml
 from features.registry import FEATURE_DEFINITIONS_VERSION, FeatureSpec
 from monitoring.profile import ReferenceProfile
 from training.calibration import Calibration, PlattCalibrator
+from training.glm import LinearModel
 from training.person_period import HazardCalibrator
 from training.products import ProductSpec
 
 MODEL_FILE = "model.txt"
+GLM_FILE = "glm.json"
+MODEL_FILES = {"lightgbm": MODEL_FILE, "glm": GLM_FILE}  # model kind -> its file; a bundle holds exactly one
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 PRODUCT_FILE = "product.yaml"
 REFERENCE_FILE = "reference_profile.json"
-BUNDLE_FILES = (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE, REFERENCE_FILE)
+COMMON_FILES = (CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE, REFERENCE_FILE)
+BUNDLE_FILES = (MODEL_FILE, *COMMON_FILES)  # a LightGBM bundle
+Scorer = lgb.Booster | LinearModel  # both answer predict(raw_score=True) and predict(pred_contrib=True)
+
+
+def bundle_files(kind: str) -> tuple[str, ...]:
+    return (MODEL_FILES[kind], *COMMON_FILES)
+
+
+def model_kind(model: Scorer) -> str:
+    return "glm" if isinstance(model, LinearModel) else "lightgbm"
 HASH_TAG_PREFIX = "sha256."
 CHILD_PARSE_TIMEOUT_S = 60
 
@@ -43,7 +56,7 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    booster: lgb.Booster
+    scorer: Scorer
     calibration: Calibration
     features: list[str]
     monotone: list[int]
@@ -59,7 +72,7 @@ def probabilities(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
     missing = [f for f in model.features if f not in frame.columns]
     if missing:
         raise KeyError(f"the frame lacks features the model needs: {missing[:5]}")
-    raw = model.booster.predict(frame[model.features].to_numpy(dtype=float), raw_score=True)
+    raw = model.scorer.predict(frame[model.features].to_numpy(dtype=float), raw_score=True)
     return np.asarray(model.calibration.probability(np.asarray(raw)), dtype=float)
 
 
@@ -71,34 +84,46 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_bundle(folder: Path, booster: lgb.Booster, calibrator: PlattCalibrator | HazardCalibrator,
+def write_bundle(folder: Path, model: Scorer, calibrator: PlattCalibrator | HazardCalibrator,
                  features: list[str],
                  monotone: list[int], spec: ProductSpec, reference: ReferenceProfile,
                  custom: list[FeatureSpec] | None = None) -> dict[str, str]:
     """Write the bundle's files; return their SHA-256 by file name. `custom` are the registry entries
     of a data set's own features (features/custom.py): the service needs their reason texts."""
     folder.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(folder / MODEL_FILE))
+    kind = model_kind(model)
+    model.save_model(str(folder / MODEL_FILES[kind]))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
-    listing: dict[str, object] = {"features": features, "monotone": monotone,
+    listing: dict[str, object] = {"features": features, "monotone": monotone, "model_kind": kind,
                                   "feature_definitions_version": FEATURE_DEFINITIONS_VERSION}
     if custom:
         listing["custom_features"] = [asdict(s) for s in custom]
     (folder / FEATURES_FILE).write_text(json.dumps(listing, indent=2) + "\n")
     (folder / PRODUCT_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     (folder / REFERENCE_FILE).write_text(reference.to_json())
-    return {name: sha256_file(folder / name) for name in BUNDLE_FILES}
+    return {name: sha256_file(folder / name) for name in bundle_files(kind)}
 
 
-def verify_hashes(folder: Path, expected: dict[str, str]) -> None:
-    """Every bundle file present, nothing pickled beside them, each hash as registered."""
-    missing_hash = [n for n in BUNDLE_FILES if n not in expected]
+def kind_of(expected: dict[str, str]) -> str:
+    """The model kind the registered hashes name: exactly one model file must have one."""
+    kinds = [kind for kind, name in MODEL_FILES.items() if name in expected]
+    if len(kinds) != 1:
+        raise ModelLoadError(f"no registered SHA-256 for exactly one model file: {len(kinds)} of "
+                             f"{sorted(MODEL_FILES.values())} have one; refusing an unverifiable model")
+    return kinds[0]
+
+
+def verify_hashes(folder: Path, expected: dict[str, str]) -> str:
+    """Every bundle file present, nothing pickled beside them, each hash as registered; the kind."""
+    kind = kind_of(expected)
+    files = bundle_files(kind)
+    missing_hash = [n for n in files if n not in expected]
     if missing_hash:
         raise ModelLoadError(f"{folder}: no registered SHA-256 for {missing_hash}; refusing an unverifiable model")
     pickles = sorted(p.name for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib"))
     if pickles:
         raise ModelLoadError(f"{folder}: pickle files {pickles} beside the model; refusing to load")
-    for name in BUNDLE_FILES:
+    for name in files:
         path = folder / name
         if not path.is_file():
             raise ModelLoadError(f"{folder}: {name} is missing")
@@ -106,6 +131,7 @@ def verify_hashes(folder: Path, expected: dict[str, str]) -> None:
         if actual != expected[name]:
             raise ModelLoadError(f"{folder}: {name} has SHA-256 {actual[:12]}..., registered {expected[name][:12]}...;"
                                  " the file was changed after registration")
+    return kind
 
 
 def _parse_in_child(model_path: Path) -> None:
@@ -122,13 +148,20 @@ def _parse_in_child(model_path: Path) -> None:
 
 def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
     """Hash-check, then parse: the only way any part of chronorisk loads a model."""
-    verify_hashes(folder, expected)
-    _parse_in_child(folder / MODEL_FILE)
-    booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+    kind = verify_hashes(folder, expected)
+    scorer: Scorer
+    if kind == "glm":
+        try:
+            scorer = LinearModel.from_json((folder / GLM_FILE).read_text())
+        except (ValueError, TypeError, KeyError) as err:
+            raise ModelLoadError(f"{folder}: {GLM_FILE} is not a valid GLM: {type(err).__name__}") from err
+    else:
+        _parse_in_child(folder / MODEL_FILE)
+        scorer = lgb.Booster(model_file=str(folder / MODEL_FILE))
     calibration = Calibration.from_json((folder / CALIBRATION_FILE).read_text())
     feats = json.loads((folder / FEATURES_FILE).read_text())
     spec = ProductSpec.model_validate(yaml.safe_load((folder / PRODUCT_FILE).read_text()))
-    if booster.feature_name() != feats["features"]:
+    if scorer.feature_name() != feats["features"]:
         raise ModelLoadError(f"{folder}: the model's features differ from features.json")
     trained_with = feats.get("feature_definitions_version", 1)  # bundles before the field: version 1
     if trained_with != FEATURE_DEFINITIONS_VERSION:
@@ -137,7 +170,7 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
                              "would feed the model features it never saw. Retrain, or run the code it was trained "
                              "with")
     custom = [FeatureSpec(**entry) for entry in feats.get("custom_features", [])]
-    return LoadedModel(booster=booster, calibration=calibration, features=list(feats["features"]),
+    return LoadedModel(scorer=scorer, calibration=calibration, features=list(feats["features"]),
                        monotone=list(feats["monotone"]), spec=spec, hashes=dict(expected),
                        reference=ReferenceProfile.from_json((folder / REFERENCE_FILE).read_text()),
                        custom_features=custom)

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
 from training.artifacts import probabilities
+from training.calibration_intervals import CalibrationIntervals, calibration_intervals, interval_verdict
 from training.evaluate import metrics
 from training.model_card import log_model_card
 from training.products import GateConfig
@@ -26,6 +28,8 @@ from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_
 from training.subgroups import check_subgroups, subgroup_table
 
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
+TEST_PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"  # k-fold runs: the tested fit's, before refit
+CROSS_VALIDATION_ARTIFACT = "evaluation/cross_validation.json"
 
 
 @dataclass
@@ -45,11 +49,25 @@ class Verdict:
             self.reasons)
 
 
+@dataclass(frozen=True)
+class FoldComparison:
+    """A k-fold run's choice, as the gate reads it: the chosen candidate's cross-validated AUC and
+    the best other candidate's on the same folds, with the fold-to-fold noise of their difference."""
+
+    chosen: str
+    auc: float
+    other: str
+    other_auc: float
+    noise: float
+
+
 def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_auc: float, config: GateConfig,
-          leakage_alarm: bool, subgroup_flags: list[str] | None = None, cv_auc: float | None = None
-          ) -> tuple[bool, list[str]]:
-    """The rules, as a pure function of the figures compared. `cv_auc` (k-fold runs): the challenger's
-    cross-validated AUC, then compared with the GLM's on the same repeated folds (`glm_auc`)."""
+          leakage_alarm: bool, subgroup_flags: list[str] | None = None, folds: FoldComparison | None = None,
+          calibration: CalibrationIntervals | None = None) -> tuple[bool, list[str]]:
+    """The rules, as a pure function of the figures compared. A first champion must beat the GLM on
+    the test rows, or (k-fold runs, `folds`) be no worse than the other candidate on the same folds
+    beyond their noise. Calibration: point bounds on slope and ECE, or (small data, `calibration`)
+    refused only when an interval lies wholly outside its bound (training/calibration_intervals.py)."""
     reasons: list[str] = []
     ok = True
     for flag in subgroup_flags or []:
@@ -60,30 +78,60 @@ def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_a
         reasons.append("leakage alarm: the model's AUC against true onset exceeds the true-risk ceiling")
     lo, hi = config.calibration_slope
     slope = challenger["calibration_slope"]
-    if not lo <= slope <= hi:
-        ok = False
-        reasons.append(f"calibration slope {slope:.3f} outside [{lo}, {hi}]")
-    if not challenger["ece"] <= config.max_ece:
-        ok = False
-        reasons.append(f"ECE {challenger['ece']:.4f} above {config.max_ece}")
+    if calibration is not None:
+        calibrated, why = interval_verdict(calibration, config.calibration_slope, config.observed_expected)
+        ok = ok and calibrated
+        reasons.extend(why)
+    else:
+        if not lo <= slope <= hi:
+            ok = False
+            reasons.append(f"calibration slope {slope:.3f} outside [{lo}, {hi}]")
+        if not challenger["ece"] <= config.max_ece:
+            ok = False
+            reasons.append(f"ECE {challenger['ece']:.4f} above {config.max_ece}")
     auc = challenger["roc_auc"]
-    if champion is None:
-        mine, where = (auc, "") if cv_auc is None else (cv_auc, "cross-validated ")
-        same = "" if cv_auc is None else " on the same folds"
-        if mine > glm_auc:
-            reasons.append(f"no champion yet: {where}AUC {mine:.4f} beats the GLM's {glm_auc:.4f}{same}")
+    if champion is None and folds is not None:
+        gap = folds.other_auc - folds.auc
+        if gap <= folds.noise:
+            reasons.append(f"no champion yet: cross-validated AUC {folds.auc:.4f} ({folds.chosen}) against "
+                           f"{folds.other_auc:.4f} ({folds.other}) on the same folds, within the fold noise "
+                           f"{folds.noise:.4f}")
         else:
             ok = False
-            reasons.append(f"no champion yet and {where}AUC {mine:.4f} does not beat the GLM's {glm_auc:.4f}{same}")
+            reasons.append(f"no champion yet and cross-validated AUC {folds.auc:.4f} ({folds.chosen}) trails "
+                           f"{folds.other}'s {folds.other_auc:.4f} on the same folds by more than the fold noise "
+                           f"{folds.noise:.4f}")
+    elif champion is None:
+        if auc > glm_auc:
+            reasons.append(f"no champion yet: AUC {auc:.4f} beats the GLM's {glm_auc:.4f}")
+        else:
+            ok = False
+            reasons.append(f"no champion yet and AUC {auc:.4f} does not beat the GLM's {glm_auc:.4f}")
     elif auc >= champion["roc_auc"] + config.auc_margin:
         reasons.append(f"AUC {auc:.4f} beats the champion's {champion['roc_auc']:.4f} by at least "
                        f"{config.auc_margin}")
     else:
         ok = False
         reasons.append(f"AUC {auc:.4f} does not beat the champion's {champion['roc_auc']:.4f} by {config.auc_margin}")
-    if ok:
+    if ok and calibration is None:
         reasons.append(f"calibration within bounds (slope {slope:.3f}, ECE {challenger['ece']:.4f})")
     return ok, reasons
+
+
+def fold_comparison(client: MlflowClient, run_id: str) -> FoldComparison:
+    """The chosen candidate against the best of the others, from the run's cross-validation record."""
+    cv = json.loads(Path(client.download_artifacts(run_id, CROSS_VALIDATION_ARTIFACT)).read_text())
+    folds = int(cv["folds"])
+    aucs = {m: np.asarray(v, dtype=float) for m, v in cv["fold_auc"].items()}
+    chosen = cv["chosen"]
+    others = [m for m in aucs if m != chosen]
+    if not others:
+        return FoldComparison(chosen, float(np.nanmean(aucs[chosen])), chosen, float(np.nanmean(aucs[chosen])), 0.0)
+    other = max(others, key=lambda m: float(np.nanmean(aucs[m])))
+    d = aucs[other] - aucs[chosen]
+    d = d[np.isfinite(d)]
+    noise = float(np.sqrt((1.0 / len(d) + 1.0 / (folds - 1)) * np.var(d, ddof=1))) if len(d) > 1 else float("inf")
+    return FoldComparison(chosen, float(np.nanmean(aucs[chosen])), other, float(np.nanmean(aucs[other])), noise)
 
 
 def append_log(path: Path, verdict: Verdict) -> None:
@@ -113,25 +161,31 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     test = pd.read_parquet(test_path)
     y = test["label"].to_numpy(dtype=int)
     challenger_model = fetch(client, challenger)
-    p_chal = probabilities(challenger_model, test)
+    kfold = run.data.tags.get("training_mode") == "kfold"
+    if kfold and run.data.tags.get("refit_on_all_rows") == "true":
+        # the registered refit has seen these rows: judge the fit that was tested on them, scored once
+        held = pd.read_parquet(client.download_artifacts(challenger.run_id, TEST_PREDICTIONS_ARTIFACT))
+        if len(held) != len(test) or not (held["label"].to_numpy(dtype=int) == y).all():
+            raise LookupError(f"model {name} v{challenger.version}: its test predictions do not match its test set")
+        p_chal = held["probability"].to_numpy(dtype=float)
+    else:
+        p_chal = probabilities(challenger_model, test)
     chal = metrics(y, p_chal)
     champ = None
     if before is not None and before.version != challenger.version:
         champ = metrics(y, probabilities(fetch(client, before), test))
     glm_auc = float(run.data.metrics.get("test_glm_roc_auc", float("nan")))
-    cv_auc = None
-    if run.data.tags.get("training_mode") == "kfold":  # decision 10: on the same repeated folds
-        cv_auc = float(run.data.metrics.get("cv_lightgbm_roc_auc_mean", float("nan")))
-        glm_auc = float(run.data.metrics.get("cv_glm_roc_auc_mean", float("nan")))
+    folds = fold_comparison(client, challenger.run_id) if kfold else None  # decision 10, as amended by issue 15
+    # small data (k-fold): calibration judged by its intervals, which replace the ECE bound
+    intervals = calibration_intervals(y, p_chal, config.bootstrap_replicates, seed=0) if kfold else None
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
     groups = check_subgroups(subgroup_table(test, p_chal, challenger_model.spec),
                              config.subgroups)
-    ok, reasons = judge(chal, champ, glm_auc, config, leakage, groups.flags, cv_auc=cv_auc)
-    if run.data.tags.get("model_choice") == "glm":  # the bundle holds LightGBM; the folds preferred the GLM
-        ok = False
-        reasons.insert(0, "the folds chose the GLM over LightGBM; a LightGBM bundle is not promoted over it")
+    ok, reasons = judge(chal, champ, glm_auc, config, leakage, groups.flags, folds=folds, calibration=intervals)
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
                       compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc,
+                                "folds": asdict(folds) if folds else None,
+                                "calibration_intervals": intervals.as_dict() if intervals else None,
                                 "subgroups_not_judged": groups.not_judged})
     if ok:
         client.set_registered_model_alias(name, CHAMPION, challenger.version)

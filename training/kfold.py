@@ -1,15 +1,20 @@
-"""Small data: repeated stratified k-fold instead of one validation split.
+"""Small data: repeated stratified k-fold instead of one validation split, and a choice that
+prefers the simpler model.
 
 With a few hundred applicants a single validation split is too noisy to stop, calibrate or
-choose on. Here every choice is made inside the folds on the development rows only: early
-stopping and Platt calibration on an inner split of each fold's training part, the model choice
-(LightGBM or the GLM) on the mean out-of-fold ROC AUC over the same repeated folds. The test rows
-(the out-of-time test split, or a stratified hold-out of an extract) are set aside first and
-are scored once, by the final model: no test metric on rows the model selected itself on.
+choose on. Every choice is made inside the folds on the development rows only. The candidates,
+simplest first, are the GLM (training/glm.py: imputed, standardised, L2), the GLM with spline
+terms, and a strongly regularised LightGBM (stopped early on an inner split of each fold). All
+are scored on the same repeated folds; a more complex candidate replaces the simpler choice only
+when its mean fold-by-fold AUC gain exceeds the fold-to-fold noise: one standard error of the
+paired differences, with Nadeau and Bengio's correction for the overlap of repeated k-fold
+training sets (Machine Learning 2003), because the naive error would be far too small.
+The test rows are set aside before any of this and scored once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,32 +24,50 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from tqdm import tqdm
 
-from training.baselines import fit_glm
-from training.calibration import PlattCalibrator
+from training.artifacts import Scorer
 from training.evaluate import safe_auc
 from training.fit import DEFAULT_PARAMS, DETERMINISM, fit_booster
+from training.glm import fit_linear
 from training.products import SmallData
 
-MODELS = ("lightgbm", "glm")
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model family: how to fit it with its choices made inside the folds (`fit_tuned`, which
+    also returns what the final fit reuses) and how to fit it once those choices are fixed."""
+
+    name: str
+    fit_tuned: Callable[[np.ndarray, np.ndarray, int], tuple[Scorer, int]]
+    fit_fixed: Callable[[np.ndarray, np.ndarray, int], Scorer]
 
 
 @dataclass
 class CrossValidation:
     folds: int
     repeats: int
-    fold_auc: dict[str, list[float]] = field(default_factory=dict)  # per model, one per fold, same folds
-    best_iterations: list[int] = field(default_factory=list)
-    rounds: int = 0  # the final model's boosting rounds: the median the folds stopped at
-    oof_raw: np.ndarray | None = None  # out-of-fold raw scores of fixed-round models, for calibration
-    chosen: str = "lightgbm"
+    order: list[str]
+    fold_auc: dict[str, list[float]] = field(default_factory=dict)  # per candidate, one per fold, same folds
+    best_iterations: list[int] = field(default_factory=list)  # LightGBM's early-stopped rounds per fold
+    rounds: int = 0  # the final LightGBM's boosting rounds: the median the folds stopped at
+    chosen: str = "glm"
+    steps: list[str] = field(default_factory=list)  # each comparison the choice made, in words
 
     def mean_auc(self, model: str) -> float:
         return float(np.nanmean(self.fold_auc[model]))
 
+    def noise(self, a: str, b: str) -> float:
+        """One corrected standard error of the mean fold-by-fold AUC difference between a and b."""
+        d = np.asarray(self.fold_auc[a]) - np.asarray(self.fold_auc[b])
+        d = d[np.isfinite(d)]
+        if len(d) < 2:
+            return float("inf")
+        return float(np.sqrt((1.0 / len(d) + 1.0 / (self.folds - 1)) * np.var(d, ddof=1)))
+
     def summary(self) -> dict[str, Any]:
-        return {"folds": self.folds, "repeats": self.repeats, "chosen": self.chosen,
-                **{f"cv_{m}_roc_auc_mean": self.mean_auc(m) for m in MODELS},
-                **{f"cv_{m}_roc_auc_std": float(np.nanstd(self.fold_auc[m])) for m in MODELS},
+        return {"folds": self.folds, "repeats": self.repeats, "chosen": self.chosen, "order": self.order,
+                "choice_steps": self.steps,
+                **{f"cv_{m}_roc_auc_mean": self.mean_auc(m) for m in self.order},
+                **{f"cv_{m}_roc_auc_std": float(np.nanstd(self.fold_auc[m])) for m in self.order},
                 "fold_auc": self.fold_auc, "best_iterations": self.best_iterations, "rounds": self.rounds}
 
 
@@ -69,51 +92,78 @@ def small_params(config: SmallData, overrides: dict[str, Any]) -> dict[str, Any]
 
 
 def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows to fit on and rows to stop early and calibrate on, inside one fold's training part."""
+    """Rows to fit on and rows to stop early on, inside one fold's training part."""
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=0.25, random_state=seed)
     fit_idx, stop_idx = next(splitter.split(np.zeros(len(y)), y))
     return fit_idx, stop_idx
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str], monotone: list[int],
-                   config: SmallData, params: dict[str, Any], seed: int, progress: bool = True) -> CrossValidation:
-    """LightGBM (stopped and calibrated inside each fold) and the GLM on the same repeated folds."""
-    cv = CrossValidation(config.folds, config.repeats, {m: [] for m in MODELS})
-    oof = np.full(len(y), np.nan)
-    bar = tqdm(total=config.folds * config.repeats, desc="k-fold", unit="fold", disable=not progress)
-    for r in range(config.repeats):
-        folds = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=seed + r)
-        for k, (tr, va) in enumerate(folds.split(x, y, groups)):
-            fit_idx, stop_idx = _inner_split(y[tr], seed + 100 * r + k)
-            a, b = tr[fit_idx], tr[stop_idx]
-            booster = fit_booster(x[a], y[a], x[b], y[b], features, monotone, seed, params, metric="binary_logloss")
-            cal = PlattCalibrator().fit(np.asarray(booster.predict(x[b], raw_score=True)), y[b])
-            raw_va = np.asarray(booster.predict(x[va], raw_score=True))
-            cv.fold_auc["lightgbm"].append(safe_auc(y[va], cal.predict_proba(raw_va)[:, 1]))
-            cv.best_iterations.append(max(1, booster.num_trees()))
-            glm = fit_glm(x[tr], y[tr], seed)
-            cv.fold_auc["glm"].append(safe_auc(y[va], glm.predict_proba(x[va])[:, 1]))
-            bar.update(1)
-    bar.close()
-    # The final model's calibration: out-of-fold raw scores of models built exactly as the final one
-    # (all of each fold's training rows, the same fixed number of rounds), so their scale matches it.
-    cv.rounds = int(np.median(cv.best_iterations))
-    first = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=seed)
-    for tr, va in first.split(x, y, groups):
-        oof[va] = np.asarray(fit_final(x[tr], y[tr], features, monotone, params, cv.rounds, seed).predict(
-            x[va], raw_score=True))
-    cv.oof_raw = oof
-    cv.chosen = "lightgbm" if cv.mean_auc("lightgbm") > cv.mean_auc("glm") else "glm"
-    return cv
-
-
-def fit_final(x: np.ndarray, y: np.ndarray, features: list[str], monotone: list[int], params: dict[str, Any],
-              rounds: int, seed: int) -> lgb.Booster:
-    """LightGBM on every development row for the median number of rounds the folds stopped at."""
+def fit_lightgbm_fixed(x: np.ndarray, y: np.ndarray, features: list[str], monotone: list[int],
+                       params: dict[str, Any], rounds: int, seed: int) -> lgb.Booster:
+    """LightGBM on the given rows for a fixed number of rounds (the folds' median stopping point)."""
     p = {**DEFAULT_PARAMS, **DETERMINISM, **params}
     p.pop("num_boost_round")
     p.pop("early_stopping_rounds")
     p.update({"seed": seed, "monotone_constraints": monotone})
     data = lgb.Dataset(x, label=y, feature_name=features, free_raw_data=False)
-    booster = lgb.train(p, data, num_boost_round=rounds)
+    booster = lgb.train(p, data, num_boost_round=max(1, rounds))
     return lgb.Booster(model_str=booster.model_to_string())
+
+
+def candidates(features: list[str], monotone: list[int], config: SmallData, params: dict[str, Any],
+               rounds: Callable[[], int]) -> list[Candidate]:
+    """The candidates, simplest first. `rounds` gives LightGBM's fixed rounds once the folds set them."""
+
+    def glm(knots: int) -> Callable[[np.ndarray, np.ndarray, int], Scorer]:
+        return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots, seed=seed)
+
+    def lgb_tuned(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Scorer, int]:
+        fit_idx, stop_idx = _inner_split(y, seed)
+        booster = fit_booster(x[fit_idx], y[fit_idx], x[stop_idx], y[stop_idx], features, monotone, seed, params,
+                              metric="binary_logloss")
+        return booster, max(1, booster.num_trees())
+
+    out = [Candidate("glm", lambda x, y, s: (glm(0)(x, y, s), 0), glm(0))]
+    if config.spline_knots > 0:
+        out.append(Candidate("glm_spline", lambda x, y, s: (glm(config.spline_knots)(x, y, s), 0),
+                             glm(config.spline_knots)))
+    out.append(Candidate("lightgbm", lgb_tuned,
+                         lambda x, y, s: fit_lightgbm_fixed(x, y, features, monotone, params, rounds(), s)))
+    return out
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, pool: list[Candidate], config: SmallData,
+                   seed: int, progress: bool = True) -> CrossValidation:
+    """Every candidate on the same repeated folds, then the simplest one the others do not beat."""
+    cv = CrossValidation(config.folds, config.repeats, [c.name for c in pool], {c.name: [] for c in pool})
+    bar = tqdm(total=config.folds * config.repeats, desc="k-fold", unit="fold", disable=not progress)
+    for r in range(config.repeats):
+        folds = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=seed + r)
+        for k, (tr, va) in enumerate(folds.split(x, y, groups)):
+            for cand in pool:
+                model, iterations = cand.fit_tuned(x[tr], y[tr], seed + 100 * r + k)
+                cv.fold_auc[cand.name].append(safe_auc(y[va], np.asarray(model.predict(x[va], raw_score=True))))
+                if cand.name == "lightgbm":
+                    cv.best_iterations.append(iterations)
+            bar.update(1)
+    bar.close()
+    cv.rounds = int(np.median(cv.best_iterations)) if cv.best_iterations else 0
+    chosen = cv.order[0]
+    for other in cv.order[1:]:
+        gain, noise = cv.mean_auc(other) - cv.mean_auc(chosen), cv.noise(other, chosen)
+        wins = bool(gain > noise)
+        cv.steps.append(f"{other} vs {chosen}: mean fold AUC gain {gain:+.4f}, noise {noise:.4f}: "
+                        f"{'take ' + other if wins else 'keep ' + chosen}")
+        chosen = other if wins else chosen
+    cv.chosen = chosen
+    return cv
+
+
+def out_of_fold_raw(x: np.ndarray, y: np.ndarray, groups: np.ndarray, candidate: Candidate, folds: int,
+                    seed: int) -> np.ndarray:
+    """Raw scores of models fitted exactly as the final one (fixed choices, each fold's training
+    rows) on the rows they did not see: what the final model's calibration is fitted on."""
+    oof = np.full(len(y), np.nan)
+    for tr, va in StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y, groups):
+        oof[va] = np.asarray(candidate.fit_fixed(x[tr], y[tr], seed).predict(x[va], raw_score=True))
+    return oof

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -22,6 +21,7 @@ from features.build import compute_features
 from features.pointintime import KEY
 from features.registry import FeatureRegistry
 from features.runners import RunTotals, parquet_meta, run_chunked
+from training.artifacts import Scorer
 from training.evaluate import age_band
 from training.labels import recorded_events
 from training.products import ProductSpec, WhatIfScenario
@@ -142,7 +142,7 @@ def segments(frame: pd.DataFrame) -> pd.DataFrame:
                          "region": region}, index=frame.index).astype("str")
 
 
-def shap_values(booster: lgb.Booster, x: np.ndarray, *, chunk_rows: int = SHAP_CHUNK_ROWS,
+def shap_values(booster: Scorer, x: np.ndarray, *, chunk_rows: int = SHAP_CHUNK_ROWS,
                 progress: bool = True) -> np.ndarray:
     """TreeSHAP contributions (one column per feature, then the base value) in chunks of rows.
 

@@ -128,7 +128,11 @@ class SubgroupBounds(_Strict):
 class GateConfig(_Strict):
     auc_margin: float = Field(0.002, ge=0, description="test ROC AUC the challenger must gain over the champion")
     calibration_slope: tuple[float, float] = (0.8, 1.2)
-    max_ece: float = Field(0.02, gt=0)
+    max_ece: float = Field(0.02, gt=0, description="above small_data.max_rows rows; below, the intervals judge")
+    observed_expected: tuple[float, float] = Field((0.8, 1.25), description="small data: bounds on observed / "
+                                                   "expected events; refused only when the whole interval is out")
+    bootstrap_replicates: int = Field(1000, ge=100, le=20000, description="small data: replicates of the "
+                                      "calibration intervals")
     subgroups: SubgroupBounds = Field(default_factory=SubgroupBounds)
 
 
@@ -142,6 +146,11 @@ class SmallData(_Strict):
                                                                    "extract without an out-of-time test split")
     lambda_l2: float = Field(20.0, ge=0, description="LightGBM L2 penalty in k-fold mode (strong regularisation)")
     min_child_samples: int = Field(30, ge=5, description="LightGBM leaf size in k-fold mode")
+    glm_c: float = Field(1.0, gt=0, description="the GLM candidates' inverse L2 penalty (standardised scale)")
+    spline_knots: int = Field(4, ge=0, le=12, description="knots of the spline-GLM candidate (0: no spline "
+                                                          "candidate)")
+    refit_on_all_rows: bool = Field(True, description="deploy the chosen model refitted on every labelled row; "
+                                                      "the test figures stay those of the fit before")
 
 
 class WhatIfScenario(_Strict):

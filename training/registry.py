@@ -19,9 +19,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from training.artifacts import BUNDLE_FILES, LoadedModel, ModelLoadError, hash_tags, hashes_from_tags, load_bundle
+from training.artifacts import LoadedModel, ModelLoadError, hash_tags, hashes_from_tags, load_bundle
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+MODEL_CODE_PATHS = [str(Path(__file__).with_name(name)) for name in ("glm.py", "calibration.py")]
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
@@ -50,9 +51,9 @@ def register(bundle_dir: Path, hashes: dict[str, str], input_example: pd.DataFra
     """Log the bundle as this run's model, register a version, tag hashes, alias it challenger."""
     info = mlflow.pyfunc.log_model(
         name="model", python_model=str(MODEL_CODE),
-        artifacts={name: str(bundle_dir / name) for name in BUNDLE_FILES},
+        artifacts={name: str(bundle_dir / name) for name in hashes}, code_paths=MODEL_CODE_PATHS,
         input_example=input_example, signature=infer_signature(input_example, output_example),
-        pip_requirements=["lightgbm==4.7.0", "numpy", "pandas"],
+        pip_requirements=["lightgbm==4.7.0", "numpy", "pandas", "scipy", "scikit-learn"],
         registered_model_name=model_name(product),
     )
     client = MlflowClient()

@@ -157,9 +157,9 @@ def make_report(model: LoadedModel, model_label: str, portfolio: PortfolioFrames
     timings: dict[str, float] = {}
     x = frame[model.features].to_numpy(dtype=float)
     start = time.perf_counter()
-    contrib = shap_values(model.booster, x, progress=progress)
+    contrib = shap_values(model.scorer, x, progress=progress)
     timings["shap"] = time.perf_counter() - start
-    raw = np.asarray(model.booster.predict(x, raw_score=True))
+    raw = np.asarray(model.scorer.predict(x, raw_score=True))
     gap = check_additivity(contrib, raw)
     p = np.asarray(model.calibration.probability(raw), dtype=float)
     seg = segments(frame)

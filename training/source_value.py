@@ -4,15 +4,15 @@ members who have it, with a bootstrap interval (a product sold on wearable data 
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from features.registry import FeatureRegistry
+from training.artifacts import Scorer
 from training.evaluate import safe_auc
 
 
-def gain_share_by_source(booster: lgb.Booster, registry: FeatureRegistry, *, measurements_only: bool = True
+def gain_share_by_source(booster: Scorer, registry: FeatureRegistry, *, measurements_only: bool = True
                          ) -> dict[str, float]:
     """Share of the model's total gain by feature source (`wearable_daily`, `lab_results`, ...).
     Coverage and testing-pattern features are left out of their source's share when

@@ -1,8 +1,13 @@
 """`chronorisk train` below the product's `small_data.max_rows`: one run with repeated k-fold.
 
 The same MLflow run, artifacts and registered bundle as a large run (training/train.py), with
-the choices made by cross-validation (training/kfold.py) and the test figures from rows no
-choice ever saw. The run logs the per-fold AUCs of both models and which one the folds chose.
+the choices made by cross-validation (training/kfold.py) and the test figures from rows set
+aside before any fit. Then, with `small_data.refit_on_all_rows`, the chosen model is refitted
+on every labelled row (the development rows and the held-out ones) with the same choices, and
+that refit is what is registered: on a few hundred rows a quarter of the data is too much to
+leave out of the deployed model. Its test figures stay those of the fit before the refit, kept
+as `evaluation/test_predictions.parquet`, which the gate judges instead of rescoring the
+refitted model on rows it has seen. The chosen model may be the GLM (a pickle-free JSON bundle).
 """
 
 from __future__ import annotations
@@ -17,16 +22,42 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from training.artifacts import write_bundle
+from features.pseudonym import member_refs
+from training.artifacts import model_kind, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
 from training.evaluate import metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms
-from training.kfold import cross_validate, fit_final, holdout, small_params
+from training.gate import CROSS_VALIDATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT
+from training.kfold import Candidate, candidates, cross_validate, holdout, out_of_fold_raw, small_params
 from training.model_card import log_model_card
 from training.products import ProductSpec
 from training.registry import experiment, register
 from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
+
+
+def develop(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str], monotone: list[int],
+            spec: ProductSpec, params: dict[str, Any], seed: int, progress: bool = True
+            ) -> tuple[Any, PlattCalibrator, Any, Candidate]:
+    """The folds' choice fitted on these rows, with its calibration from out-of-fold scores:
+    (model, calibrator, cross-validation, candidate). Used for the tested fit and for the refit."""
+    cfg = spec.small_data
+    holder: dict[str, int] = {}
+    pool = candidates(features, monotone, cfg, params, lambda: holder["rounds"])
+    cv = cross_validate(x, y, groups, pool, cfg, seed, progress=progress)
+    holder["rounds"] = cv.rounds
+    chosen = next(c for c in pool if c.name == cv.chosen)
+    model = chosen.fit_fixed(x, y, seed)
+    oof = out_of_fold_raw(x, y, groups, chosen, cfg.folds, seed)
+    calibrator = PlattCalibrator().fit(oof, y)  # out-of-fold scores: never in-sample
+    return model, calibrator, cv, chosen
+
+
+def refit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, chosen: Candidate, folds: int, seed: int
+          ) -> tuple[Any, PlattCalibrator]:
+    """The chosen model with its choices fixed, fitted on every row, calibrated out of fold."""
+    oof = out_of_fold_raw(x, y, groups, chosen, folds, seed)
+    return chosen.fit_fixed(x, y, seed), PlattCalibrator().fit(oof, y)
 
 
 def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any], features: list[str],
@@ -42,26 +73,20 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                          f"{int(test['label'].sum())} to test on; k-fold needs at least {cfg.folds} and 1")
     x_dev, y_dev = dev[features].to_numpy(dtype=float), dev["label"].to_numpy(dtype=int)
     x_test, y_test = test[features].to_numpy(dtype=float), test["label"].to_numpy(dtype=int)
-    chosen = small_params(cfg, {**dict(spec.model_params), **(params or {})})
+    chosen_params = small_params(cfg, {**dict(spec.model_params), **(params or {})})
     notes: list[str] = [f"small data ({len(frame)} rows < {cfg.max_rows}): repeated stratified {cfg.folds}-fold x "
                         f"{cfg.repeats} on {len(dev)} development rows; {len(test)} test rows held out first"]
     exp_id = experiment(f"chronorisk-{spec.name}", artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{spec.name}-kfold-seed{seed}") as run:
-        cv = cross_validate(x_dev, y_dev, dev["member_id"].to_numpy(), features, monotone, cfg, chosen, seed)
-        rounds = cv.rounds
-        booster = fit_final(x_dev, y_dev, features, monotone, chosen, rounds, seed)
-        assert cv.oof_raw is not None
-        calibrator = PlattCalibrator().fit(cv.oof_raw, y_dev)  # out-of-fold scores: never in-sample
-        p_test = calibrator.predict_proba(np.asarray(booster.predict(x_test, raw_score=True)))[:, 1]
+        model, calibrator, cv, chosen = develop(x_dev, y_dev, dev["member_id"].to_numpy(), features, monotone, spec,
+                                                chosen_params, seed)
+        p_test = calibrator.predict_proba(np.asarray(model.predict(x_test, raw_score=True)))[:, 1]
         glm = fit_glm(x_dev, y_dev, seed)
         p_glm = glm.predict_proba(x_test)[:, 1]
         m_model, m_glm = metrics(y_test, p_test), metrics(y_test, p_glm)
-        notes.append(f"cross-validated ROC AUC: LightGBM {cv.mean_auc('lightgbm'):.4f}, GLM {cv.mean_auc('glm'):.4f}; "
-                     f"the folds choose {cv.chosen}")
-        if cv.chosen == "glm":
-            notes.append("the GLM won on the folds, but a model bundle holds a LightGBM model only: the registered "
-                         "version is LightGBM; treat it with the GLM's figures in mind")
-        scores = {"LightGBM (calibrated)": p_test, "GLM": p_glm}
+        notes.append("cross-validated ROC AUC: " + ", ".join(f"{m} {cv.mean_auc(m):.4f}" for m in cv.order)
+                     + f"; the folds choose {cv.chosen} (" + "; ".join(cv.steps) + ")")
+        scores = {f"{cv.chosen} (calibrated)": p_test, "GLM baseline": p_glm}
         findrisc_auc = None
         if spec.baseline_score == "findrisc":
             points = findrisc_from_features(test).to_numpy(dtype=float)
@@ -70,28 +95,43 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
         ceiling = true_risk_ceiling(test, p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
                                     spec.name, spec.horizon_years) if spec.outcome == "event" else \
             {"available": False, "note": "no ceiling available: imported data has no generator truth"}
-        cost = explanation_cost_ms(booster, x_test[0])
+        if cfg.refit_on_all_rows:
+            x_all, y_all = np.vstack([x_dev, x_test]), np.concatenate([y_dev, y_test])
+            groups = np.concatenate([dev["member_id"].to_numpy(), test["member_id"].to_numpy()])
+            model, calibrator = refit(x_all, y_all, groups, chosen, cfg.folds, seed)
+            notes.append(f"the registered model is the chosen {cv.chosen} refitted on all {len(y_all)} labelled rows "
+                         f"(development and test); its test figures are the fit's on {len(dev)} development rows, "
+                         f"scored once on the {len(test)} held-out rows")
+        cost = explanation_cost_ms(model, x_test[0])
         parts = {"train": dev, "validation": dev.iloc[:0], "test": test}
-        _log_run(spec, snapshot, frame, meta, parts, features, monotone, booster, {**chosen, "num_boost_round": rounds},
-                 seed, m_model, m_glm, findrisc_auc, ceiling, cost, p_test, scores, pepper, notes)
+        _log_run(spec, snapshot, frame, meta, parts, features, monotone, model,
+                 {**chosen_params, "num_boost_round": cv.rounds}, seed, m_model, m_glm, findrisc_auc, ceiling, cost,
+                 p_test, scores, pepper, notes)
         summary = cv.summary()
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, float) and np.isfinite(v)})
-        mlflow.set_tags({"training_mode": "kfold", "model_choice": cv.chosen})
-        mlflow.log_dict(json.loads(json.dumps(summary, default=float)), "evaluation/cross_validation.json")
+        mlflow.set_tags({"training_mode": "kfold", "model_choice": cv.chosen, "model_kind": model_kind(model),
+                         "refit_on_all_rows": str(cfg.refit_on_all_rows).lower()})
+        mlflow.log_dict(json.loads(json.dumps(summary, default=float)), CROSS_VALIDATION_ARTIFACT)
+        with tempfile.TemporaryDirectory(prefix="pred-") as tmp:
+            path = Path(tmp) / Path(TEST_PREDICTIONS_ARTIFACT).name
+            pd.DataFrame({"member_ref": member_refs(test["member_id"], pepper), "label": y_test,
+                          "probability": p_test}).to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), "evaluation")
         version = None
         if register_model:
             registry = registry_of(meta)
             custom = [registry[f] for f in features if registry[f].source == "custom"]
             with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                reference = reference_profile(spec, dev, features, booster, calibrator)
-                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec, reference, custom)
+                reference = reference_profile(spec, dev, features, model, calibrator)
+                hashes = write_bundle(Path(tmp), model, calibrator, features, monotone, spec, reference, custom)
                 example = _input_example(dev, features)
-                out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
+                out_example = calibrator.predict_proba(np.asarray(model.predict(example.to_numpy(), raw_score=True)))
                 mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
                               {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
                                "training_mode": "kfold", "model_choice": cv.chosen,
+                               "model_kind": model_kind(model),
                                "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
                 version = str(mv.version)
             log_model_card(MlflowClient(), spec.name, version)
         return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen, "num_boost_round": rounds}, p_test, notes)
+                           {**DEFAULT_PARAMS, **chosen_params, "num_boost_round": cv.rounds}, p_test, notes)

@@ -27,7 +27,7 @@ def test_the_champion_card_states_the_subgroup_metrics_of_its_run(scoring_server
     mv = resolve(client, "diabetes", CHAMPION)
     test = pd.read_parquet(client.download_artifacts(str(mv.run_id), TEST_SET_ARTIFACT, str(tmp_path)))
     model = fetch(client, mv)
-    p = model.calibration.probability(np.asarray(model.booster.predict(test[model.features].to_numpy(dtype=float),
+    p = model.calibration.probability(np.asarray(model.scorer.predict(test[model.features].to_numpy(dtype=float),
                                                                        raw_score=True)))
     rows = {line.split(" | ")[1]: line for line in card.splitlines() if line.startswith("| sex | ")}
     assert set(rows) == {"F", "M"}

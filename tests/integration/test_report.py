@@ -59,7 +59,7 @@ def test_shap_values_add_up_to_the_models_raw_output_for_every_row(report, champ
     model = fetch(client, mv)
     frame = pd.read_parquet(report.shap_parquet)
     x = frame[model.features].to_numpy(dtype=float)
-    raw = np.asarray(model.booster.predict(x, raw_score=True))
+    raw = np.asarray(model.scorer.predict(x, raw_score=True))
     shap_sum = frame[[f"shap__{f}" for f in model.features]].sum(axis=1) + frame["shap__base_value"]
     np.testing.assert_allclose(shap_sum.to_numpy(), raw, rtol=0, atol=1e-9)
     np.testing.assert_allclose(frame["raw_score"].to_numpy(), raw, rtol=0, atol=0)
@@ -92,7 +92,7 @@ def test_what_if_is_computed_by_re_scoring_edited_records(report, model_store, c
 
     def probability(t: dict[str, pd.DataFrame]) -> np.ndarray:
         x = compute_features(t, pairs)[model.features].to_numpy(dtype=float)
-        return model.calibration.probability(np.asarray(model.booster.predict(x, raw_score=True)))
+        return model.calibration.probability(np.asarray(model.scorer.predict(x, raw_score=True)))
 
     before, after = probability(tables), probability(edited)
     result = {s.name: s for s in report.scenarios}["bmi_minus_2"]

@@ -63,7 +63,7 @@ def test_monotone_directions_hold_for_every_constrained_feature(diabetes_snapsho
     model = fetch(client, resolve(client, "diabetes", result.version or ""))
     rows = read_snapshot(diabetes_snapshot).query("split == 'test'").head(300)
     x = rows[model.features].to_numpy(dtype=float)
-    base = model.booster.predict(x, raw_score=True)
+    base = model.scorer.predict(x, raw_score=True)
     checked = 0
     for j, (name, direction) in enumerate(zip(model.features, model.monotone, strict=True)):
         if direction == 0:
@@ -72,7 +72,7 @@ def test_monotone_directions_hold_for_every_constrained_feature(diabetes_snapsho
         col = bumped[:, j]
         step = np.nanstd(col) if np.isfinite(np.nanstd(col)) and np.nanstd(col) > 0 else 1.0
         bumped[:, j] = np.where(np.isnan(col), np.nan, col + step)
-        moved = model.booster.predict(bumped, raw_score=True) - base
+        moved = model.scorer.predict(bumped, raw_score=True) - base
         assert (direction * moved >= -1e-12).all(), name
         checked += 1
     assert checked >= 30
@@ -140,8 +140,8 @@ def test_explanations_add_up_to_the_raw_score_the_calibration_maps(diabetes_snap
     model = fetch(client, resolve(client, "diabetes", result.version or ""))
     rows = read_snapshot(diabetes_snapshot).query("split == 'test'").head(200)
     x = rows[model.features].to_numpy(dtype=float)
-    raw = model.booster.predict(x, raw_score=True)
-    contrib = model.booster.predict(x, pred_contrib=True)
+    raw = model.scorer.predict(x, raw_score=True)
+    contrib = model.scorer.predict(x, pred_contrib=True)
     assert np.abs(contrib.sum(axis=1) - raw).max() < 1e-9
     p = model.calibration.probability(raw)
     assert ((p > 0) & (p < 1)).all() and np.all(np.diff(p[np.argsort(raw)]) >= 0)  # monotone in the raw score
