@@ -282,6 +282,12 @@ def _report(log: Callable[[str], None]) -> Path:
     return bench_report(log)
 
 
+def _small_data(log: Callable[[str], None]) -> Path:
+    from chronorisk.bench_small_data import bench_small_data
+
+    return bench_small_data(log)
+
+
 BENCHES: dict[str, Callable[[Callable[[str], None]], Path]] = {
     "synth": bench_synth, "features": bench_features, "training": _training, "quality": _quality,
-    "serving": _serving, "report": _report}
+    "serving": _serving, "report": _report, "small_data": _small_data}

@@ -13,6 +13,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from training.artifacts import Scorer
+
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
@@ -72,7 +74,7 @@ def fit_booster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_v
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
-def explanation_cost_ms(booster: lgb.Booster, row: np.ndarray, calls: int = 300) -> float:
+def explanation_cost_ms(booster: Scorer, row: np.ndarray, calls: int = 300) -> float:
     """Median wall time (ms) of pred_contrib on one row, after a warm-up: what /score pays."""
     import time
 

@@ -28,7 +28,7 @@ from training.artifacts import Scorer
 from training.evaluate import safe_auc
 from training.fit import DEFAULT_PARAMS, DETERMINISM, fit_booster
 from training.glm import fit_linear
-from training.products import SmallData
+from training.products import MODEL_FAMILIES, SmallData
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,12 @@ def candidates(features: list[str], monotone: list[int], config: SmallData, para
                               metric="binary_logloss")
         return booster, max(1, booster.num_trees())
 
-    out = [Candidate("glm", lambda x, y, s: (glm(0)(x, y, s), 0), glm(0))]
-    if config.spline_knots > 0:
-        out.append(Candidate("glm_spline", lambda x, y, s: (glm(config.spline_knots)(x, y, s), 0),
-                             glm(config.spline_knots)))
-    out.append(Candidate("lightgbm", lgb_tuned,
-                         lambda x, y, s: fit_lightgbm_fixed(x, y, features, monotone, params, rounds(), s)))
-    return out
+    pool = {"glm": Candidate("glm", lambda x, y, s: (glm(0)(x, y, s), 0), glm(0)),
+            "glm_spline": Candidate("glm_spline", lambda x, y, s: (glm(config.spline_knots)(x, y, s), 0),
+                                    glm(config.spline_knots)),
+            "lightgbm": Candidate("lightgbm", lgb_tuned,
+                                  lambda x, y, s: fit_lightgbm_fixed(x, y, features, monotone, params, rounds(), s))}
+    return [pool[name] for name in MODEL_FAMILIES if name in config.candidates]
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, pool: list[Candidate], config: SmallData,

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, FeatureSpec, default_registry
 from monitoring.profile import ReferenceProfile, build_reference
 from training import plots
-from training.artifacts import sha256_file, write_bundle
+from training.artifacts import Scorer, sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
 from training.censored import censored_concordance, choose, fit_drop_censored, fit_hazard, followup_table
@@ -102,7 +101,7 @@ def log_comparison(comparison: dict[str, Any]) -> None:
     mlflow.set_tags({"model_kind": comparison["chosen"]})
 
 
-def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str], booster: lgb.Booster,
+def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str], booster: Scorer,
                       calibrator: PlattCalibrator | HazardCalibrator) -> ReferenceProfile:
     """The monitor's reference: the training rows closest to deployment (the latest index date),
     binned as the monitor bins (design.md decision 23): today's applicants are compared with the
@@ -241,7 +240,7 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
 
 
 def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any],
-             parts: dict[str, pd.DataFrame], features: list[str], monotone: list[int], booster: lgb.Booster,
+             parts: dict[str, pd.DataFrame], features: list[str], monotone: list[int], booster: Scorer,
              params: dict[str, Any], seed: int, m_model: dict[str, float], m_glm: dict[str, float],
              findrisc_auc: float | None, ceiling: dict[str, Any], cost: float, p_test: np.ndarray,
              scores: dict[str, np.ndarray], pepper: bytes, notes: list[str]) -> None:

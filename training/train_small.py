@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +24,71 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from features.pseudonym import member_refs
-from training.artifacts import model_kind, write_bundle
+from training.artifacts import Scorer, model_kind, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
 from training.evaluate import metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms
 from training.gate import CROSS_VALIDATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT
-from training.kfold import Candidate, candidates, cross_validate, holdout, out_of_fold_raw, small_params
+from training.kfold import (
+    Candidate,
+    CrossValidation,
+    candidates,
+    cross_validate,
+    holdout,
+    out_of_fold_raw,
+    small_params,
+)
 from training.model_card import log_model_card
 from training.products import ProductSpec
 from training.registry import experiment, register
 from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
 
 
+@dataclass(frozen=True)
+class SmallFit:
+    """The small-data path's models: the fit on the development rows that the test rows judge,
+    and the deployed model (that fit, or its refit on every row)."""
+
+    cv: CrossValidation
+    chosen: Candidate
+    tested: Scorer
+    p_test: np.ndarray
+    model: Scorer
+    calibrator: PlattCalibrator
+    refitted: bool
+
+
 def develop(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str], monotone: list[int],
             spec: ProductSpec, params: dict[str, Any], seed: int, progress: bool = True
-            ) -> tuple[Any, PlattCalibrator, Any, Candidate]:
-    """The folds' choice fitted on these rows, with its calibration from out-of-fold scores:
-    (model, calibrator, cross-validation, candidate). Used for the tested fit and for the refit."""
+            ) -> tuple[Scorer, PlattCalibrator, CrossValidation, Candidate]:
+    """The folds' choice fitted on these rows, with its calibration from out-of-fold scores."""
     cfg = spec.small_data
     holder: dict[str, int] = {}
     pool = candidates(features, monotone, cfg, params, lambda: holder["rounds"])
     cv = cross_validate(x, y, groups, pool, cfg, seed, progress=progress)
     holder["rounds"] = cv.rounds
     chosen = next(c for c in pool if c.name == cv.chosen)
-    model = chosen.fit_fixed(x, y, seed)
     oof = out_of_fold_raw(x, y, groups, chosen, cfg.folds, seed)
-    calibrator = PlattCalibrator().fit(oof, y)  # out-of-fold scores: never in-sample
-    return model, calibrator, cv, chosen
+    return chosen.fit_fixed(x, y, seed), PlattCalibrator().fit(oof, y), cv, chosen  # calibrated out of fold
 
 
-def refit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, chosen: Candidate, folds: int, seed: int
-          ) -> tuple[Any, PlattCalibrator]:
-    """The chosen model with its choices fixed, fitted on every row, calibrated out of fold."""
-    oof = out_of_fold_raw(x, y, groups, chosen, folds, seed)
-    return chosen.fit_fixed(x, y, seed), PlattCalibrator().fit(oof, y)
+def fit_small(dev: tuple[np.ndarray, np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray, np.ndarray],
+              features: list[str], monotone: list[int], spec: ProductSpec, params: dict[str, Any], seed: int,
+              progress: bool = True) -> SmallFit:
+    """Choose and fit on the development rows (x, y, groups), score the test rows once, then refit
+    the choice on every row when the product says so. `chronorisk train` and the small-data bench
+    both take this path, so the bench measures what is deployed."""
+    x_dev, y_dev, g_dev = dev
+    x_test, y_test, g_test = test
+    tested, calibrator, cv, chosen = develop(x_dev, y_dev, g_dev, features, monotone, spec, params, seed, progress)
+    p_test = calibrator.predict_proba(np.asarray(tested.predict(x_test, raw_score=True)))[:, 1]
+    if not spec.small_data.refit_on_all_rows:
+        return SmallFit(cv, chosen, tested, p_test, tested, calibrator, False)
+    x_all, y_all, g_all = np.vstack([x_dev, x_test]), np.concatenate([y_dev, y_test]), np.concatenate([g_dev, g_test])
+    oof = out_of_fold_raw(x_all, y_all, g_all, chosen, spec.small_data.folds, seed)
+    return SmallFit(cv, chosen, tested, p_test, chosen.fit_fixed(x_all, y_all, seed), PlattCalibrator().fit(oof, y_all),
+                    True)
 
 
 def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any], features: list[str],
@@ -78,9 +109,9 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                         f"{cfg.repeats} on {len(dev)} development rows; {len(test)} test rows held out first"]
     exp_id = experiment(f"chronorisk-{spec.name}", artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or f"{spec.name}-kfold-seed{seed}") as run:
-        model, calibrator, cv, chosen = develop(x_dev, y_dev, dev["member_id"].to_numpy(), features, monotone, spec,
-                                                chosen_params, seed)
-        p_test = calibrator.predict_proba(np.asarray(model.predict(x_test, raw_score=True)))[:, 1]
+        fitted = fit_small((x_dev, y_dev, dev["member_id"].to_numpy()), (x_test, y_test, test["member_id"].to_numpy()),
+                           features, monotone, spec, chosen_params, seed)
+        cv, p_test, model, calibrator = fitted.cv, fitted.p_test, fitted.model, fitted.calibrator
         glm = fit_glm(x_dev, y_dev, seed)
         p_glm = glm.predict_proba(x_test)[:, 1]
         m_model, m_glm = metrics(y_test, p_test), metrics(y_test, p_glm)
@@ -95,11 +126,8 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
         ceiling = true_risk_ceiling(test, p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
                                     spec.name, spec.horizon_years) if spec.outcome == "event" else \
             {"available": False, "note": "no ceiling available: imported data has no generator truth"}
-        if cfg.refit_on_all_rows:
-            x_all, y_all = np.vstack([x_dev, x_test]), np.concatenate([y_dev, y_test])
-            groups = np.concatenate([dev["member_id"].to_numpy(), test["member_id"].to_numpy()])
-            model, calibrator = refit(x_all, y_all, groups, chosen, cfg.folds, seed)
-            notes.append(f"the registered model is the chosen {cv.chosen} refitted on all {len(y_all)} labelled rows "
+        if fitted.refitted:
+            notes.append(f"the registered model is the chosen {cv.chosen} refitted on all {len(frame)} labelled rows "
                          f"(development and test); its test figures are the fit's on {len(dev)} development rows, "
                          f"scored once on the {len(test)} held-out rows")
         cost = explanation_cost_ms(model, x_test[0])

@@ -1,6 +1,8 @@
 """The real server on a model trained from an imported extract (issue 7): an applicant's custom
 measurement reaches the model and its explanation, the answer equals the offline scoring function
-bit for bit, and a custom name the model does not know is refused with its field path."""
+and the batch scorer bit for bit, and a custom name the model does not know is refused with its
+field path. The champion here is a GLM (issue 15: the small-data path may choose one), pinned by
+the product's `small_data.candidates` so that the served bundle is a glm.json one."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ PRODUCT = "byod_diabetes"
 def byod_store(own_data, tmp_path_factory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("byod-store")
     spec = load_product(PRODUCT)
+    spec = spec.model_copy(update={"small_data": spec.small_data.model_copy(update={"candidates": ["glm"]})})
     build_extract_snapshot(own_data.imported, spec, root / "snapshot.parquet", pepper=IMPORT_PEPPER)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = connect(uri)
@@ -73,6 +76,24 @@ def test_a_custom_measurement_reaches_the_model_and_its_explanation(byod_server,
     assert "skinfold_mm" in explained["contributions"]
 
 
+def test_the_champion_is_a_glm_bundle_and_its_explanation_is_exact(byod_server, byod_store, body):
+    from training.artifacts import GLM_FILE
+    from training.glm import LinearModel
+
+    client = connect(byod_store[0])
+    version = resolve(client, PRODUCT, "champion")
+    assert GLM_FILE in {k.removeprefix("sha256.") for k in version.tags}
+    model = fetch(client, version)
+    assert isinstance(model.scorer, LinearModel)
+    server, key = byod_server
+    explained = post(server, "/explain", body, key=key).json()
+    x = np.array([[explained["values"].get(f) if explained["values"].get(f) is not None else np.nan
+                   for f in model.features]], dtype=float)
+    raw = float(model.scorer.predict(x, raw_score=True)[0])
+    assert explained["raw_score"] == pytest.approx(raw, abs=1e-12)
+    assert explained["base_value"] + sum(explained["contributions"].values()) == pytest.approx(raw, abs=1e-9)
+
+
 def test_the_served_answer_equals_the_offline_scoring_function(byod_server, byod_store, body):
     server, key = byod_server
     answer = post(server, "/score", body, key=key)
@@ -84,6 +105,22 @@ def test_the_served_answer_equals_the_offline_scoring_function(byod_server, byod
                               PEPPER.encode())
     assert answer.json()["probability"] == offline.result.probability
     assert offline.features["skinfold_mm"] == 33.3
+
+
+def test_the_served_answer_equals_the_batch_scorer_bit_for_bit(byod_server, byod_store, body, tmp_path):
+    from chronorisk.settings import Settings
+    from serving.batch import score_requests
+
+    server, key = byod_server
+    answer = post(server, "/score", body, key=key)
+    assert answer.status_code == 200, answer.text
+    (tmp_path / "requests.jsonl").write_text(json.dumps(body) + "\n")
+    settings = Settings(MLFLOW_TRACKING_URI=byod_store[0], id_pepper=PEPPER)
+    counts = score_requests(settings, PRODUCT, "champion", tmp_path / "requests.jsonl", tmp_path / "out.jsonl")
+    assert counts == {"read": 1, "scored": 1, "rejected": 0}
+    [line] = [json.loads(t) for t in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert line["result"]["probability"] == answer.json()["probability"]
+    assert line["result"]["risk_class"] == answer.json()["risk_class"]
 
 
 def test_a_custom_name_the_model_does_not_know_is_refused_with_its_field(byod_server, body):
