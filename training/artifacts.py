@@ -1,6 +1,7 @@
 """The model bundle: the pickle-free files a registered model version consists of.
 
-`model.txt` (LightGBM text) or `glm.json` (training/glm.py), `calibration.json`, `features.json`, `product.yaml` and
+`model.txt` (LightGBM text), `glm.json` (training/glm.py) or both with `blend.json`
+(training/blend.py), `calibration.json`, `features.json`, `product.yaml` and
 `reference_profile.json` (what the monitor compares today's population with), with the SHA-256
 of each recorded at registration. Loading checks every hash before parsing anything,
 and parses the LightGBM file first in a child process: a truncated or corrupted model makes
@@ -23,6 +24,7 @@ import yaml
 
 from features.registry import FEATURE_DEFINITIONS_VERSION, FeatureSpec
 from monitoring.profile import ReferenceProfile
+from training.blend import Blend
 from training.calibration import Calibration, PlattCalibrator
 from training.glm import LinearModel
 from training.person_period import HazardCalibrator
@@ -30,22 +32,25 @@ from training.products import ProductSpec
 
 MODEL_FILE = "model.txt"
 GLM_FILE = "glm.json"
-MODEL_FILES = {"lightgbm": MODEL_FILE, "glm": GLM_FILE}  # model kind -> its file; a bundle holds exactly one
+BLEND_FILE = "blend.json"
+# model kind -> the files that hold it; the set of model files a version registered names its kind
+MODEL_FILES: dict[str, tuple[str, ...]] = {"lightgbm": (MODEL_FILE,), "glm": (GLM_FILE,),
+                                           "blend": (MODEL_FILE, GLM_FILE, BLEND_FILE)}
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 PRODUCT_FILE = "product.yaml"
 REFERENCE_FILE = "reference_profile.json"
 COMMON_FILES = (CALIBRATION_FILE, FEATURES_FILE, PRODUCT_FILE, REFERENCE_FILE)
 BUNDLE_FILES = (MODEL_FILE, *COMMON_FILES)  # a LightGBM bundle
-Scorer = lgb.Booster | LinearModel  # both answer predict(raw_score=True) and predict(pred_contrib=True)
+Scorer = lgb.Booster | LinearModel | Blend  # each answers predict(raw_score=True) and predict(pred_contrib=True)
 
 
 def bundle_files(kind: str) -> tuple[str, ...]:
-    return (MODEL_FILES[kind], *COMMON_FILES)
+    return (*MODEL_FILES[kind], *COMMON_FILES)
 
 
 def model_kind(model: Scorer) -> str:
-    return "glm" if isinstance(model, LinearModel) else "lightgbm"
+    return "glm" if isinstance(model, LinearModel) else "blend" if isinstance(model, Blend) else "lightgbm"
 HASH_TAG_PREFIX = "sha256."
 CHILD_PARSE_TIMEOUT_S = 60
 
@@ -92,7 +97,12 @@ def write_bundle(folder: Path, model: Scorer, calibrator: PlattCalibrator | Haza
     of a data set's own features (features/custom.py): the service needs their reason texts."""
     folder.mkdir(parents=True, exist_ok=True)
     kind = model_kind(model)
-    model.save_model(str(folder / MODEL_FILES[kind]))
+    if isinstance(model, Blend):
+        model.trees.save_model(str(folder / MODEL_FILE))
+        model.glm.save_model(folder / GLM_FILE)
+        (folder / BLEND_FILE).write_text(model.weights_json() + "\n")
+    else:
+        model.save_model(str(folder / MODEL_FILES[kind][0]))
     (folder / CALIBRATION_FILE).write_text(calibrator.to_json() + "\n")
     listing: dict[str, object] = {"features": features, "monotone": monotone, "model_kind": kind,
                                   "feature_definitions_version": FEATURE_DEFINITIONS_VERSION}
@@ -106,10 +116,13 @@ def write_bundle(folder: Path, model: Scorer, calibrator: PlattCalibrator | Haza
 
 def kind_of(expected: dict[str, str]) -> str:
     """The model kind the registered hashes name: exactly one model file must have one."""
-    kinds = [kind for kind, name in MODEL_FILES.items() if name in expected]
-    if len(kinds) != 1:
-        raise ModelLoadError(f"no registered SHA-256 for exactly one model file: {len(kinds)} of "
-                             f"{sorted(MODEL_FILES.values())} have one; refusing an unverifiable model")
+    named = {name for files in MODEL_FILES.values() for name in files if name in expected}
+    kinds = [kind for kind, files in MODEL_FILES.items() if set(files) == named]
+    if not kinds:
+        every = sorted({n for files in MODEL_FILES.values() for n in files})
+        raise ModelLoadError(f"no registered SHA-256 for a complete model: model files {sorted(named)} of {every} "
+                             f"have one, which is no model kind ({sorted(MODEL_FILES)}); refusing an unverifiable "
+                             "model")
     return kinds[0]
 
 
@@ -150,14 +163,25 @@ def load_bundle(folder: Path, expected: dict[str, str]) -> LoadedModel:
     """Hash-check, then parse: the only way any part of chronorisk loads a model."""
     kind = verify_hashes(folder, expected)
     scorer: Scorer
-    if kind == "glm":
+    glm = trees = None
+    if GLM_FILE in MODEL_FILES[kind]:
         try:
-            scorer = LinearModel.from_json((folder / GLM_FILE).read_text())
+            glm = LinearModel.from_json((folder / GLM_FILE).read_text())
         except (ValueError, TypeError, KeyError) as err:
             raise ModelLoadError(f"{folder}: {GLM_FILE} is not a valid GLM: {type(err).__name__}") from err
-    else:
+    if MODEL_FILE in MODEL_FILES[kind]:
         _parse_in_child(folder / MODEL_FILE)
-        scorer = lgb.Booster(model_file=str(folder / MODEL_FILE))
+        trees = lgb.Booster(model_file=str(folder / MODEL_FILE))
+    if kind == "blend":
+        assert glm is not None and trees is not None
+        try:
+            scorer = Blend(glm, trees, Blend.weight_from_json(folder / BLEND_FILE))
+        except ValueError as err:
+            raise ModelLoadError(f"{folder}: {err}") from err
+        if trees.feature_name() != glm.feature_name():
+            raise ModelLoadError(f"{folder}: the blend's two models do not take the same features")
+    else:
+        scorer = glm if glm is not None else trees  # type: ignore[assignment]
     calibration = Calibration.from_json((folder / CALIBRATION_FILE).read_text())
     feats = json.loads((folder / FEATURES_FILE).read_text())
     spec = ProductSpec.model_validate(yaml.safe_load((folder / PRODUCT_FILE).read_text()))

@@ -4,12 +4,13 @@ prefers the simpler model.
 With a few hundred applicants a single validation split is too noisy to stop, calibrate or
 choose on. Every choice is made inside the folds on the development rows only. The candidates,
 simplest first, are the GLM (training/glm.py: imputed, standardised, L2), the GLM with spline
-terms, and a strongly regularised LightGBM (stopped early on an inner split of each fold). All
-are scored on the same repeated folds; a more complex candidate replaces the simpler choice only
-when its mean fold-by-fold AUC gain exceeds the fold-to-fold noise: one standard error of the
-paired differences, with Nadeau and Bengio's correction for the overlap of repeated k-fold
-training sets (Machine Learning 2003), because the naive error would be far too small.
-The test rows are set aside before any of this and scored once.
+terms (off by default), a strongly regularised LightGBM (stopped early on an inner split of each
+fold) and the two averaged (training/blend.py). All are scored on the same repeated folds; a
+more complex candidate replaces the simpler choice only when its mean fold-by-fold AUC gain
+exceeds the fold-to-fold noise: one standard error of the paired differences, with Nadeau and
+Bengio's correction for the overlap of repeated k-fold training sets (Machine Learning 2003),
+because the naive error would be far too small. The test rows are set aside before any of this
+and scored once.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from tqdm import tqdm
 
 from training.artifacts import Scorer
+from training.blend import Blend
 from training.evaluate import safe_auc
 from training.fit import DEFAULT_PARAMS, DETERMINISM, fit_booster
-from training.glm import fit_linear
+from training.glm import LinearModel, fit_linear
 from training.products import MODEL_FAMILIES, SmallData
 
 
@@ -114,7 +116,7 @@ def candidates(features: list[str], monotone: list[int], config: SmallData, para
                rounds: Callable[[], int]) -> list[Candidate]:
     """The candidates, simplest first. `rounds` gives LightGBM's fixed rounds once the folds set them."""
 
-    def glm(knots: int) -> Callable[[np.ndarray, np.ndarray, int], Scorer]:
+    def glm(knots: int) -> Callable[[np.ndarray, np.ndarray, int], LinearModel]:
         return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots, seed=seed)
 
     def lgb_tuned(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Scorer, int]:
@@ -123,11 +125,19 @@ def candidates(features: list[str], monotone: list[int], config: SmallData, para
                               metric="binary_logloss")
         return booster, max(1, booster.num_trees())
 
+    def trees_fixed(x: np.ndarray, y: np.ndarray, seed: int) -> lgb.Booster:
+        return fit_lightgbm_fixed(x, y, features, monotone, params, rounds(), seed)
+
+    def blend_tuned(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Scorer, int]:
+        trees, iterations = lgb_tuned(x, y, seed)
+        assert isinstance(trees, lgb.Booster)
+        return Blend(glm(0)(x, y, seed), trees), iterations
+
     pool = {"glm": Candidate("glm", lambda x, y, s: (glm(0)(x, y, s), 0), glm(0)),
             "glm_spline": Candidate("glm_spline", lambda x, y, s: (glm(config.spline_knots)(x, y, s), 0),
                                     glm(config.spline_knots)),
-            "lightgbm": Candidate("lightgbm", lgb_tuned,
-                                  lambda x, y, s: fit_lightgbm_fixed(x, y, features, monotone, params, rounds(), s))}
+            "lightgbm": Candidate("lightgbm", lgb_tuned, trees_fixed),
+            "blend": Candidate("blend", blend_tuned, lambda x, y, s: Blend(glm(0)(x, y, s), trees_fixed(x, y, s)))}
     return [pool[name] for name in MODEL_FAMILIES if name in config.candidates]
 
 
@@ -142,8 +152,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, groups: np.ndarray, pool: list[
             for cand in pool:
                 model, iterations = cand.fit_tuned(x[tr], y[tr], seed + 100 * r + k)
                 cv.fold_auc[cand.name].append(safe_auc(y[va], np.asarray(model.predict(x[va], raw_score=True))))
-                if cand.name == "lightgbm":
-                    cv.best_iterations.append(iterations)
+                if iterations and len(cv.best_iterations) < len(cv.fold_auc[cand.name]):
+                    cv.best_iterations.append(iterations)  # one per fold: blend's trees stop as LightGBM's do
             bar.update(1)
     bar.close()
     cv.rounds = int(np.median(cv.best_iterations)) if cv.best_iterations else 0

@@ -1,7 +1,7 @@
 """The MLflow models-from-code definition of a chronorisk model version.
 
-MLflow stores this file as code (nothing is pickled) next to the bundle files, with the two
-modules it scores through (training/glm.py, training/calibration.py) as code paths. It lets
+MLflow stores this file as code (nothing is pickled) next to the bundle files, with the
+modules it scores through (training/glm.py, blend.py, calibration.py) as code paths. It lets
 MLflow's own tools score a version; chronorisk itself never loads models through MLflow (the
 service and every loader read the bundle files directly, after checking their hashes).
 """
@@ -9,6 +9,8 @@ service and every loader read the bundle files directly, after checking their ha
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -18,20 +20,23 @@ from mlflow.pyfunc import PythonModel
 
 class ChronoriskModel(PythonModel):
     def load_context(self, context) -> None:  # type: ignore[no-untyped-def]
+        import lightgbm as lgb
+
         try:  # in chronorisk's own environment
+            from training.blend import Blend
             from training.calibration import Calibration
             from training.glm import LinearModel
         except ImportError:  # elsewhere: the code paths logged with the model
+            from blend import Blend  # type: ignore[no-redef]
             from calibration import Calibration  # type: ignore[no-redef]
             from glm import LinearModel  # type: ignore[no-redef]
 
-        if "glm.json" in context.artifacts:
-            with open(context.artifacts["glm.json"]) as f:
-                self.scorer = LinearModel.from_json(f.read())
-        else:
-            import lightgbm as lgb
-
-            self.scorer = lgb.Booster(model_file=context.artifacts["model.txt"])  # type: ignore[assignment]
+        art = context.artifacts
+        glm = LinearModel.from_json(Path(art["glm.json"]).read_text()) if "glm.json" in art else None
+        trees = lgb.Booster(model_file=art["model.txt"]) if "model.txt" in art else None
+        self.scorer: Any = glm if glm is not None else trees
+        if "blend.json" in art:
+            self.scorer = Blend(glm, trees, Blend.weight_from_json(Path(art["blend.json"])))  # type: ignore[arg-type]
         with open(context.artifacts["calibration.json"]) as f:
             self.calibration = Calibration.from_json(f.read())
         with open(context.artifacts["features.json"]) as f:

@@ -136,8 +136,9 @@ class GateConfig(_Strict):
     subgroups: SubgroupBounds = Field(default_factory=SubgroupBounds)
 
 
-ModelFamily = Literal["glm", "glm_spline", "lightgbm"]
-MODEL_FAMILIES: tuple[ModelFamily, ...] = ("glm", "glm_spline", "lightgbm")  # simplest first
+ModelFamily = Literal["glm", "glm_spline", "lightgbm", "blend"]
+MODEL_FAMILIES: tuple[ModelFamily, ...] = ("glm", "glm_spline", "lightgbm", "blend")  # simplest first
+DEFAULT_FAMILIES: tuple[ModelFamily, ...] = ("glm", "lightgbm", "blend")
 
 
 class SmallData(_Strict):
@@ -151,8 +152,9 @@ class SmallData(_Strict):
     lambda_l2: float = Field(20.0, ge=0, description="LightGBM L2 penalty in k-fold mode (strong regularisation)")
     min_child_samples: int = Field(30, ge=5, description="LightGBM leaf size in k-fold mode")
     candidates: list[ModelFamily] = Field(
-        default_factory=lambda: list(MODEL_FAMILIES), min_length=1,
-        description="the model families the folds compare, simplest first (training/kfold.py)")
+        default_factory=lambda: list(DEFAULT_FAMILIES), min_length=1,
+        description="the model families the folds compare, simplest first (training/kfold.py); glm_spline "
+                    "(the GLM with B-spline terms) is there to add")
     glm_c: float = Field(1.0, gt=0, description="the GLM candidates' inverse L2 penalty (standardised scale)")
     spline_knots: int = Field(4, ge=2, le=12, description="knots of the spline-GLM candidate's B-splines")
     refit_on_all_rows: bool = Field(True, description="deploy the chosen model refitted on every labelled row; "

@@ -22,7 +22,7 @@ from mlflow.models import infer_signature
 from training.artifacts import LoadedModel, ModelLoadError, hash_tags, hashes_from_tags, load_bundle
 
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
-MODEL_CODE_PATHS = [str(Path(__file__).with_name(name)) for name in ("glm.py", "calibration.py")]
+MODEL_CODE_PATHS = [str(Path(__file__).with_name(name)) for name in ("glm.py", "blend.py", "calibration.py")]
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 

@@ -139,3 +139,59 @@ def test_a_fetched_version_that_was_tampered_with_in_the_store_is_refused(diabet
     with pytest.raises(ModelLoadError, match="changed after registration"):
         fetch(client, resolve(client, "diabetes", CHALLENGER))
     assert shutil.which(sys.executable)
+
+
+@pytest.fixture
+def linear_bundles(tmp_path):
+    """A GLM bundle and a blend bundle (GLM + LightGBM) on the same random rows, with their hashes."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from training.blend import Blend
+    from training.glm import fit_linear
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 3))
+    x[rng.random(400) < 0.2, 2] = np.nan
+    y = (x[:, 0] + rng.normal(size=400) > 0).astype(int)
+    names = ["Column_0", "Column_1", "Column_2"]
+    glm = fit_linear(x, y, names)
+    trees = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 4}, lgb.Dataset(x, y, feature_name=names),
+                      10)
+    out = {}
+    for kind, model in (("glm", glm), ("blend", Blend(glm, lgb.Booster(model_str=trees.model_to_string())))):
+        raw = np.asarray(model.predict(x, raw_score=True))
+        cal = PlattCalibrator().fit(raw, y)
+        reference = build_reference({n: x[:, i] for i, n in enumerate(names)}, cal.predict_proba(raw)[:, 1],
+                                    ["low"] * 400, ["low"], "random rows")
+        folder = tmp_path / kind
+        hashes = write_bundle(folder, model, cal, names, [0, 0, 0], load_product("byod_diabetes"), reference)
+        out[kind] = (folder, hashes, x, raw)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["glm", "blend"])
+def test_a_glm_or_blend_bundle_loads_pickle_free_and_scores_and_explains_as_it_was_saved(linear_bundles, kind):
+    import numpy as np
+
+    folder, hashes, x, raw = linear_bundles[kind]
+    assert "glm.json" in hashes and (("model.txt" in hashes) == (kind == "blend"))
+    model = load_bundle(folder, hashes)
+    assert (np.asarray(model.scorer.predict(x, raw_score=True)) == raw).all()
+    contrib = np.asarray(model.scorer.predict(x, pred_contrib=True))
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)  # base value + contributions = raw
+
+
+@pytest.mark.parametrize("kind", ["glm", "blend"])
+def test_an_edited_glm_file_is_refused(linear_bundles, kind):
+    folder, hashes, _, _ = linear_bundles[kind]
+    text = (folder / "glm.json").read_text()
+    (folder / "glm.json").write_text(text.replace('"intercept": ', '"intercept": 1', 1))
+    with pytest.raises(ModelLoadError, match=r"glm\.json has SHA-256"):
+        load_bundle(folder, hashes)
+
+
+def test_a_blend_without_its_registered_trees_is_no_model_kind(linear_bundles):
+    folder, hashes, _, _ = linear_bundles["blend"]
+    with pytest.raises(ModelLoadError, match="which is no model kind"):
+        load_bundle(folder, {k: v for k, v in hashes.items() if k != MODEL_FILE})
