@@ -315,18 +315,27 @@ def demo(
 def import_extract(
     mapping: Annotated[Path, typer.Option(help="mapping YAML (experiments/mappings/*.yaml): names, units, codes")],
     out: Annotated[Path, typer.Option(help="raw folder to write; then `features build --data OUT`, `train`")],
+    source: Annotated[Path | None, typer.Option(help="read this file (flat) or folder (relational) instead of the "
+                                                     "mapping's source.path: one mapping for the training and "
+                                                     "the scoring extract")] = None,
+    strict: Annotated[bool, typer.Option(help="fail on the first contract rule broken or on duplicate rows "
+                                              "instead of quarantining and reporting; nothing is written")] = False,
 ) -> None:
     """Map an insurer's extract (flat or relational) onto the raw-data contracts, validate it and
-    quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/."""
+    quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/.
+    A failed import leaves OUT as it was."""
     from features.contracts import ContractError
     from features.extract import import_extract as run_import
-    from features.mapping import load_mapping
+    from features.mapping import load_mapping, with_source
 
     settings = load_settings()
     try:
-        report = run_import(load_mapping(mapping), mapping, out,
-                            pepper=settings.id_pepper.get_secret_value().encode())
-    except (ValueError, KeyError, FileNotFoundError, ContractError) as err:
+        loaded = load_mapping(mapping)
+        if source is not None:
+            loaded = with_source(loaded, source)
+        report = run_import(loaded, mapping, out, pepper=settings.id_pepper.get_secret_value().encode(),
+                            strict=strict)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ContractError) as err:
         console.print(f"[red]import failed:[/red] {err}")
         raise typer.Exit(code=1) from err
     table = Table(title=f"{report.kind} extract ({report.rows_read:,} rows) -> {out}")
@@ -340,6 +349,9 @@ def import_extract(
         c = report.custom
         table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
     console.print(table)
+    if report.duplicates:
+        console.print(f"[yellow]warning:[/yellow] {report.duplicates:,} rows repeat an earlier row's content under "
+                      f"another id (kept; source rows in {out}/_extract/duplicates.parquet; --strict refuses them)")
     if report.outcomes or report.no_outcome:
         console.print(f"outcomes: {report.outcomes:,} applicants ({report.positives:,} positive); "
                       f"{report.no_outcome:,} without an outcome or application date")

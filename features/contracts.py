@@ -48,8 +48,9 @@ FAMILY = ("none", "second_degree", "first_degree")
 REGIONS = ("north", "northeast", "east", "south", "central", "southwest", "northwest")
 ICD10 = r"[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?"
 ATC = r"[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?"
-LAB_RANGES = {"hba1c": (3, 20), "fasting_glucose": (1.5, 40), "total_cholesterol": (1, 20), "ldl": (0.2, 15),
-              "hdl": (0.1, 5), "triglycerides": (0.1, 50), "egfr": (1, 200)}
+LAB_RANGES = {"hba1c": (3, 20), "fasting_glucose": (1.5, 40), "ogtt_2h_glucose": (1.5, 50),
+              "total_cholesterol": (1, 20), "ldl": (0.2, 15), "hdl": (0.1, 5), "triglycerides": (0.1, 50),
+              "egfr": (1, 200)}
 # The order rules are listed in reasons, by_rule and the strict-mode error.
 RULE_ORDER = ("null_key", "invalid_date", "invalid_number", "null_required", "future_date", "before_birth",
               "out_of_range", "unknown_code", "unknown_unit", "duplicate", "unknown_member")
@@ -154,6 +155,8 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
         "enrollment_end": Col("date"),
         "family_history_diabetes": Col("str", codes=FAMILY),
         "family_history_hypertension": Col("str", codes=FAMILY),
+        # an extract's own family-history (pedigree) score, e.g. the diabetes pedigree function
+        "family_history_score": Col("float", range=(0, 10, "score")),
     }, key=("member_id",), checks=(
         FrameCheck("out_of_range:age_at_enrollment", "birth_date", "age at enrollment 18-100 years", _age_ok),
         FrameCheck("out_of_range:enrollment_end", "enrollment_end", "enrollment_end not before enrollment_start",
@@ -171,7 +174,10 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
         "channel": Col("str", nullable=False, codes=("online", "outpatient", "inpatient")),
         "icd10_codes": Col("codes", pattern=ICD10),  # missing is read as "" (no codes)
         "atc_codes": Col("codes", pattern=ATC),
-        **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg"))),
+        **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg")),
+                # measured at the examination as such (an extract may carry BMI without weight and height)
+                bmi=Col("float", range=(10, 90, "kg/m2")), triceps_skinfold_mm=Col("float", range=(2, 100, "mm")),
+                pregnancies=Col("int", range=(0, 30, "count"))),
         "smoking_status": Col("str", codes=("never", "former", "current")),
     }, key=("consultation_id",), record_date="date", checks=(
         FrameCheck("out_of_range:dbp_mmhg", "dbp_mmhg", "dbp_mmhg below sbp_mmhg", _blood_pressure_ok),

@@ -16,8 +16,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.units import CANONICAL_UNIT
+
 PRODUCTS_DIR = Path("experiments/products")
-LAB_TESTS = ("hba1c", "fasting_glucose", "total_cholesterol", "ldl", "hdl", "triglycerides", "egfr")
+LAB_TESTS = tuple(CANONICAL_UNIT)  # the lab-test catalogue the contracts convert and check
 
 
 class _Strict(BaseModel):
