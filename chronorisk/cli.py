@@ -172,7 +172,8 @@ def features_build(
         if spec.outcome == "extract":  # an imported extract labelled by its own outcome column
             from training.extract_snapshot import build_extract_snapshot
 
-            counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper)
+            counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper,
+                                            warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
             console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
             return
         if runner == "chunked":
@@ -659,7 +660,20 @@ def score(
         if index_date is None:
             raise typer.BadParameter("--data needs --index-date")
         counts = score_folder(settings, product, version, Path(str(data)), date.fromisoformat(index_date), out)
+        _warn_class_mix(product, out)
     console.print(f"scored -> {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+def _warn_class_mix(product: str, scored: Path) -> None:
+    """Say so when most of a scored book falls in one risk class (classes built for another base rate)."""
+    import pandas as pd
+
+    from training.products import load_product
+
+    frame = pd.read_parquet(scored, columns=["probability"])
+    note = load_product(product).class_mix_warning(frame["probability"].to_numpy(dtype=float))
+    if note is not None:
+        console.print(f"[yellow]warning:[/yellow] {note}")
 
 
 @app.command("monitor")

@@ -88,6 +88,9 @@ class IndexDate(_Strict):
 
 class Outcome(_Strict):
     column: str = Field(description="the extract's outcome column")
+    timing: Literal["incident", "current"] | None = Field(
+        None, description="incident: the disease began after the application, within a follow-up; current: "
+        "the disease as found at the application (screening). A product checks it against its outcome_timing")
     positive: list[str | int | float | bool] = Field(min_length=1, description="values that mean the outcome "
                                                                                 "happened; anything else is negative")
 

@@ -8,6 +8,7 @@ the built-in ones (the snapshot's metadata carries their registry entries to tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,7 @@ from features.build import compute_features
 from features.contracts import load_raw
 from features.custom import CUSTOM_TABLE, custom_registry, validate_measurements
 from features.extract import read_imported
+from features.mapping import ExtractMapping
 from features.pointintime import KEY
 from features.registry import FeatureRegistry, FeatureSpec
 from features.runners import stream_to_parquet
@@ -41,14 +43,34 @@ def imported_tables(data_dir: Path, pepper: bytes) -> tuple[dict[str, pd.DataFra
     return tables, mapping.custom_specs(), report
 
 
-def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes) -> dict[str, int]:
-    """Write the snapshot parquet; return counts (outcomes, rows, positives, dropped members)."""
+def check_outcome_timing(mapping: ExtractMapping, spec: ProductSpec) -> str | None:
+    """Refuse an extract whose outcome means something else than the product's; a warning when the
+    mapping does not say what it means."""
+    timing = mapping.outcome.timing if mapping.outcome is not None else None
+    if timing is None:
+        return (f"the mapping does not say whether its outcome is incident or current (outcome.timing); "
+                f"taken as the product's: {spec.outcome_meaning()}")
+    if timing != spec.outcome_timing:
+        raise ValueError(f"product {spec.name} learns {spec.outcome_meaning()} (outcome_timing: {spec.outcome_timing}),"
+                         f" but the extract's outcome is {timing} (mapping outcome.timing); use a product whose "
+                         f"outcome_timing is {timing}, or an extract with the product's outcome")
+    return None
+
+
+def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes,
+                           warn: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Write the snapshot parquet; return counts (outcomes, rows, positives, dropped members).
+
+    The extract's outcome must mean what the product's does (incident or current); `warn` hears
+    when the mapping does not say, and when the outcome's base rate sits in the product's lowest or
+    highest risk class (most applicants would land in one class)."""
     if spec.outcome != "extract":
         raise ValueError(f"product {spec.name}: outcome is {spec.outcome!r}; build it with `features build`")
     tables, custom_specs, report = imported_tables(data_dir, pepper)
-    _, outcomes, _ = read_imported(data_dir)
+    mapping, outcomes, _ = read_imported(data_dir)
     if outcomes is None:
         raise ValueError(f"{data_dir}: the mapping declares no outcome column; product {spec.name} needs one")
+    notes = [check_outcome_timing(mapping, spec)]
     registry = custom_registry(custom_specs)
     members = tables["members"]
     labelled = outcomes[outcomes["member_id"].isin(members["member_id"])].reset_index(drop=True)
@@ -62,6 +84,11 @@ def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepp
     meta = {"product": spec.name, "features": registry.names(), "extract_date": report.extract_date.isoformat(),
             "data_dir": str(Path(data_dir).resolve()), "source": {"import": True},
             "custom_features": [asdict(s) for s in custom_specs]}
+    if len(rows):
+        notes.append(spec.base_rate_warning(float(rows["label"].mean())))
+    for note in notes:
+        if note is not None and warn is not None:
+            warn(note)
     stream_to_parquet([rows], out, meta)
     return {"outcomes": len(outcomes), "rows": len(rows), "positives": int(rows["label"].sum()),
             "members_rejected_by_contracts": len(outcomes) - len(labelled)}

@@ -3,11 +3,10 @@ one impossible value, imported through the real CLI with a native mapping and no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from examination_fixtures import BAD_ROW, MAPPING, PEPPER, ROWS, examination_extract
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
@@ -17,36 +16,13 @@ from features.mapping import load_mapping
 from features.quarantine import QUARANTINE_DIR
 from training.extract_snapshot import imported_tables
 
-MAPPING = Path("experiments/mappings/examination_flat.yaml")
-PEPPER = b"test-pepper-for-the-examination-extract"
-ROWS, DUPLICATES, BAD_ROW = 300, 12, 7  # row 7 carries a diastolic of 24 mmHg (the contract: 30-160)
-
-
-def _extract() -> pd.DataFrame:
-    """300 rows: 288 distinct women, then 12 exact copies of rows 0, 10, ..., 110 (no id to tell them apart)."""
-    rng = np.random.default_rng(15)
-    n = ROWS - DUPLICATES
-    frame = pd.DataFrame({
-        "Pregnancies": rng.integers(0, 12, n),
-        "Glucose": rng.integers(70, 200, n),
-        "BloodPressure": rng.integers(50, 100, n),
-        "SkinThickness": rng.integers(10, 50, n),
-        "BMI": np.round(rng.uniform(19, 45, n), 1),
-        "DiabetesPedigreeFunction": np.round(0.100 + 0.003 * np.arange(n), 3),  # distinct: no accidental copies
-        "Age": rng.integers(21, 70, n),
-        "Outcome": rng.integers(0, 2, n),
-    })
-    frame.loc[BAD_ROW, "BloodPressure"] = 24
-    frame.loc[3, ["Glucose", "SkinThickness"]] = 0  # 0: not measured (the mapping's `missing`)
-    return pd.concat([frame, frame.iloc[list(range(0, 10 * DUPLICATES, 10))]], ignore_index=True)
-
 
 @pytest.fixture
 def imported(tmp_path, monkeypatch):
     monkeypatch.setenv("CHRONORISK_ENVIRONMENT", "test")
     monkeypatch.setenv("CHRONORISK_ID_PEPPER", PEPPER.decode())
     csv = tmp_path / "exam.csv"
-    _extract().to_csv(csv, index=False)
+    examination_extract().to_csv(csv, index=False)
     out = tmp_path / "raw"
     result = CliRunner().invoke(app, ["import", "--mapping", str(MAPPING), "--source", str(csv), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -102,7 +78,7 @@ def test_bmi_ogtt_and_the_other_measurements_are_built_in_features(imported):
     out, _, _ = imported
     tables, specs, _ = imported_tables(out, PEPPER)
     assert specs == []  # no custom features
-    raw = _extract()
+    raw = examination_extract()
     ids = [f"exam-{i}" for i in (0, 3, BAD_ROW)]
     rows = compute_features(tables, pd.DataFrame({"member_id": ids, "index_date": pd.Timestamp("2024-07-01")}))
     first, unmeasured, bad = (rows.iloc[i] for i in range(3))
@@ -145,7 +121,7 @@ def test_a_failed_import_leaves_the_earlier_import_untouched(imported, monkeypat
     out, csv, _ = imported
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     broken = csv.with_name("broken.csv")
-    _extract().drop(columns=["Outcome"]).to_csv(broken, index=False)
+    examination_extract().drop(columns=["Outcome"]).to_csv(broken, index=False)
     result = CliRunner().invoke(app, ["import", "--mapping", str(MAPPING), "--source", str(broken), "--out", str(out)])
     assert result.exit_code == 1 and "outcome.column" in result.output
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
