@@ -325,7 +325,7 @@ def import_extract(
     """Map an insurer's extract (flat or relational) onto the raw-data contracts, validate it and
     quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/.
     A failed import leaves OUT as it was."""
-    from features.contracts import ContractError
+    from features.contracts import ContractError, rule_message
     from features.extract import import_extract as run_import
     from features.mapping import load_mapping, with_source
 
@@ -350,6 +350,9 @@ def import_extract(
         c = report.custom
         table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
     console.print(table)
+    for name, t in report.validation.tables.items():
+        for label, count in t.by_rule.items():
+            console.print(f"  {rule_message(name, label)}: {count:,} row{'s' if count != 1 else ''} quarantined")
     if report.duplicates:
         console.print(f"[yellow]warning:[/yellow] {report.duplicates:,} rows repeat an earlier row's content under "
                       f"another id (kept; source rows in {out}/_extract/duplicates.parquet; --strict refuses them)")
@@ -661,6 +664,11 @@ def score(
             raise typer.BadParameter("--data needs --index-date")
         counts = score_folder(settings, product, version, Path(str(data)), date.fromisoformat(index_date), out)
         _warn_class_mix(product, out)
+        if counts.get("refused"):
+            from serving.batch import refused_path
+
+            console.print(f"[yellow]{counts['refused']:,} members refused[/yellow]: their records break a contract "
+                          f"rule (as the service refuses them); references and rules in {refused_path(out)}")
     console.print(f"scored -> {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 

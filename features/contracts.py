@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.quarantine import (
+    MEMBER_REJECTED,
     QUARANTINE_DIR,
     ContractError,
     MemberIndex,
@@ -41,7 +42,8 @@ from features.units import (
 )
 
 __all__ = ["CONTRACTS", "DATE_DTYPE", "RULES", "TABLES", "ContractError", "RawTables", "Rule", "TableReport",
-           "ValidationReport", "extract_date_of", "load_raw", "read_folder", "validate_folder", "validate_tables"]
+           "ValidationReport", "extract_date_of", "load_raw", "read_folder", "read_validated", "refused_members",
+           "rule_message", "validate_folder", "validate_tables"]
 
 TABLES = ("members", "applications", "consultations", "lab_results", "wearable_daily")
 FAMILY = ("none", "second_degree", "first_degree")
@@ -235,6 +237,33 @@ def _catalogue(c: TableContract) -> dict[str, Rule]:
 RULES: dict[str, dict[str, Rule]] = {name: c.rules for name, c in CONTRACTS.items()}
 
 
+def rule_message(table: str, label: str) -> str:
+    """The one message of a broken rule, for import, batch scoring and the service alike: table,
+    column, rule and what the rule allows, never the value that broke it.
+    'consultations.dbp_mmhg: out_of_range (dbp_mmhg 30-160 mmHg and dbp_mmhg below sbp_mmhg)'."""
+    if label == MEMBER_REJECTED:
+        return f"{table}.member_id: member_rejected (the member's row in members breaks a rule)"
+    rule = RULES.get(table, {}).get(label)
+    if rule is None:  # a rule of a data set's own measurements (features/custom.py)
+        kind, _, column = label.partition(":")
+        return f"{table}.{column or '*'}: {kind}"
+    return f"{table}.{rule.column}: {rule.rule} ({rule.detail})"
+
+
+def refused_members(rejected: Mapping[str, pd.DataFrame]) -> dict[str, str]:
+    """member_ref -> the messages of every rule the member's quarantined rows break ("; "-joined, in
+    table order): whom a scorer must refuse rather than score without the rows, as the service does."""
+    found: dict[str, dict[str, None]] = {}
+    for table, frame in rejected.items():
+        if not len(frame) or "member_ref" not in frame:
+            continue
+        for ref, why in zip(frame["member_ref"].astype("str"), frame["reason"].astype("str"), strict=True):
+            messages = found.setdefault(ref, {})
+            for label in why.split(";"):
+                messages[rule_message(table, label)] = None
+    return {ref: "; ".join(messages) for ref, messages in found.items()}
+
+
 @dataclass(frozen=True)
 class RawTables:
     """The accepted, canonical rows of each raw table (empty frames for absent optional tables)."""
@@ -349,6 +378,13 @@ def _with_files(report: ValidationReport, sources: dict[str, str], written: dict
 def _write(data_dir: Path, rejected: Mapping[str, pd.DataFrame]) -> dict[str, str]:
     paths = write_quarantine(data_dir, rejected, TABLES)
     return {name: f"{QUARANTINE_DIR}/{path.name}" for name, path in paths.items()}
+
+
+def read_validated(data_dir: Path, *, pepper: bytes, extract_date: date | None = None
+                   ) -> tuple[RawTables, dict[str, pd.DataFrame], ValidationReport]:
+    """load_raw's accepted tables, with the quarantine frames (written nowhere) beside them."""
+    accepted, rejected, report, sources = _validate_dir(Path(data_dir), extract_date, pepper)
+    return RawTables(**accepted, extract_date=report.extract_date), rejected, _with_files(report, sources, {})
 
 
 def load_raw(data_dir: Path, *, extract_date: date | None = None, pepper: bytes,

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.contracts import CONTRACTS, TABLES
-from features.registry import FeatureSpec
+from features.registry import AS_RECORDED, FeatureSpec
 from features.units import CANONICAL_UNIT, LAB_UNITS, UNIT_ALTERNATIVES
 
 # canonical column -> accepted unit -> the column name the contracts read that unit from
@@ -105,6 +105,8 @@ class CustomFeature(_Strict):
     reason: str = Field(description="plain-language reason text with a {value} placeholder")
     range: tuple[float, float] | None = Field(None, description="plausible values (inclusive); others are "
                                                                  "quarantined as out_of_range")
+    decimals: int | None = Field(None, ge=0, le=6, description="decimals shown in reasons (default: as recorded, "
+                                                               "up to four)")
 
     @field_validator("reason")
     @classmethod
@@ -114,7 +116,8 @@ class CustomFeature(_Strict):
         return v
 
     def spec(self, name: str) -> FeatureSpec:
-        return FeatureSpec(name, "custom", self.unit, self.description, self.direction, self.reason)
+        fmt = AS_RECORDED if self.decimals is None else f"{{:,.{self.decimals}f}}"
+        return FeatureSpec(name, "custom", self.unit, self.description, self.direction, self.reason, fmt=fmt)
 
 
 class ExtractMapping(_Strict):

@@ -17,13 +17,13 @@ from typing import Any
 import pandas as pd
 
 from features.build import compute_features
-from features.contracts import load_raw
+from features.contracts import read_validated
 from features.custom import CUSTOM_TABLE, custom_registry, validate_measurements
 from features.extract import read_imported
 from features.mapping import ExtractMapping
 from features.pointintime import KEY
 from features.registry import FeatureRegistry, FeatureSpec
-from features.runners import stream_to_parquet
+from features.runners import stream_to_parquet, with_contract_reasons
 from training.products import ProductSpec
 from training.snapshot import SEGMENT_COLUMNS
 
@@ -33,14 +33,22 @@ EXTRACT_SPLIT = "extract"  # every row; the trainer holds out its test rows itse
 def imported_tables(data_dir: Path, pepper: bytes) -> tuple[dict[str, pd.DataFrame], list[FeatureSpec], Any]:
     """An imported folder's accepted tables (custom measurements included), its custom feature
     specs and its validation report."""
-    raw, report = load_raw(data_dir, pepper=pepper)
+    tables, _, specs, report = imported_tables_and_rejects(data_dir, pepper)
+    return tables, specs, report
+
+
+def imported_tables_and_rejects(data_dir: Path, pepper: bytes
+                                ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], list[FeatureSpec], Any]:
+    """imported_tables, with the quarantine frames of every table (custom measurements included)."""
+    raw, rejected, report = read_validated(data_dir, pepper=pepper)
     mapping, _, custom = read_imported(data_dir)
     ranges = {name: c.range for name, c in mapping.custom_features.items()}
-    accepted, _ = validate_measurements(custom, ranges, pd.Index(raw.members["member_id"].astype("str")), pepper)
+    accepted, custom_rejected = validate_measurements(custom, ranges,
+                                                      pd.Index(raw.members["member_id"].astype("str")), pepper)
     tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
                                                     "wearable_daily")}
     tables[CUSTOM_TABLE] = accepted
-    return tables, mapping.custom_specs(), report
+    return tables, {**rejected, CUSTOM_TABLE: custom_rejected}, mapping.custom_specs(), report
 
 
 def check_outcome_timing(mapping: ExtractMapping, spec: ProductSpec) -> str | None:
@@ -95,13 +103,15 @@ def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepp
 
 
 def imported_features_at(data_dir: Path, index_date: date, registry: FeatureRegistry,
-                         pepper: bytes) -> pd.DataFrame:
+                         pepper: bytes, contract_reasons: bool = False) -> pd.DataFrame:
     """Features (custom ones included) of every member of an imported folder enrolled on `index_date`:
-    `chronorisk score --data` on an import, whose custom measurements the chunked runner does not read."""
-    tables, _, _ = imported_tables(data_dir, pepper)
+    `chronorisk score --data` on an import, whose custom measurements the chunked runner does not read.
+    With `contract_reasons`, the rules each member's records break (features/runners.py CONTRACT_REASONS)."""
+    tables, rejected, _, _ = imported_tables_and_rejects(data_dir, pepper)
     members = tables["members"]
     t = pd.Timestamp(index_date)
     end = members["enrollment_end"]
     enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
     pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
-    return compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)
+    features = compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)
+    return with_contract_reasons(features, rejected, pepper) if contract_reasons else features
