@@ -71,9 +71,10 @@ def score_requests(settings: Settings, product: str, version: str, source: Path,
 
 class EligibleAtDate:
     """A chunk function: whether each enrolled member is someone the model learned about on this date:
-    enrolled for the product's minimum history and without a recorded event before it (the training
-    rows' rule, without the follow-up that only training knows). The monitor compares these rows
-    with the model's reference."""
+    enrolled for the history the product's rows need and, for an incident outcome, without a recorded
+    event before it (the training rows' rule, without the follow-up that only training knows; an
+    extract's applicants need no history, and a current outcome excludes nobody for the disease:
+    training/products.py). The monitor compares these rows with the model's reference."""
 
     def __init__(self, spec: ProductSpec, index_date: date) -> None:
         self.spec, self.index_date = spec, index_date
@@ -82,10 +83,10 @@ class EligibleAtDate:
         members = tables["members"]
         t = pd.Timestamp(self.index_date)
         start, end = members["enrollment_start"], members["enrollment_end"]
-        history = t - pd.Timedelta(days=self.spec.exclusions.min_history_days)
+        history = t - pd.Timedelta(days=self.spec.min_history_days)
         ok = ((start <= history) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
         first = recorded_events(tables, self.spec).reindex(members["member_id"])
-        prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False)
+        prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False) & self.spec.excludes_prevalent
         return pd.DataFrame({"member_id": members["member_id"].to_numpy(), "eligible": ok & ~prevalent}), {}
 
 
