@@ -50,6 +50,8 @@ SPECS = [
                 "Waist circumference: {value}", fmt="{:,.0f}"),
     FeatureSpec("triceps_skinfold_mm_latest", "consultations", "mm", "Latest recorded triceps skinfold thickness", 1,
                 "Triceps skinfold: {value}", fmt="{:,.0f}"),
+    FeatureSpec("heart_rate_bpm_latest", "consultations", "bpm", "Latest pulse taken at a consultation", 1,
+                "Pulse at the latest consultation: {value}", fmt="{:,.0f}"),
     FeatureSpec("pregnancies_latest", "consultations", "count", "Number of pregnancies, as last recorded", 1,
                 "Pregnancies on record: {value}", fmt="{:,.0f}"),
     FeatureSpec("sbp_mmhg_latest", "consultations", "mmHg", "Latest recorded systolic blood pressure", 1,
@@ -87,7 +89,7 @@ _PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in 
 # Same-day consultations are ordered by the values the order-sensitive features read (latest
 # value, sums), so their order in the input never matters; counts and flags are order-free.
 TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi", "triceps_skinfold_mm", "pregnancies",
-            "smoking_status")
+            "heart_rate_bpm", "smoking_status")
 
 
 def code_hits(codes: pd.Series, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, np.ndarray]:
@@ -128,6 +130,7 @@ def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str
     out["bmi_change_1y"] = out["bmi_latest"] - older_bmi
     out["triceps_skinfold_mm_latest"] = last(j, j.col("triceps_skinfold_mm"))
     out["pregnancies_latest"] = last(j, j.col("pregnancies"))
+    out["heart_rate_bpm_latest"] = last(j, j.col("heart_rate_bpm"))
     out["waist_cm_latest"] = last(j, j.col("waist_cm"))
     out["sbp_mmhg_latest"] = last(j, sbp)
     out["dbp_mmhg_latest"] = last(j, dbp)

@@ -179,7 +179,7 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
         **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg")),
                 # measured at the examination as such (an extract may carry BMI without weight and height)
                 bmi=Col("float", range=(10, 90, "kg/m2")), triceps_skinfold_mm=Col("float", range=(2, 100, "mm")),
-                pregnancies=Col("int", range=(0, 30, "count"))),
+                pregnancies=Col("int", range=(0, 30, "count")), heart_rate_bpm=Col("float", range=(25, 220, "bpm"))),
         "smoking_status": Col("str", codes=("never", "former", "current")),
     }, key=("consultation_id",), record_date="date", checks=(
         FrameCheck("out_of_range:dbp_mmhg", "dbp_mmhg", "dbp_mmhg below sbp_mmhg", _blood_pressure_ok),

@@ -185,11 +185,6 @@ def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
             rows.append(pd.DataFrame({"member_id": ids, "date": app, "test": test, "value": values,
                                       "unit": cmap.unit or CANONICAL_UNIT[test]})[values.notna().to_numpy()])
         tables["lab_results"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-    if "wearable_daily" in mapping.tables:  # e.g. a resting heart rate taken at the examination
-        wear = _table(frame, "wearable_daily", mapping.tables["wearable_daily"], fmt)
-        wear.insert(0, "date", app)
-        wear.insert(0, "member_id", ids)
-        tables["wearable_daily"] = wear
 
     outcomes = pd.DataFrame({"member_id": ids, "index_date": app_day + timedelta(days=1)})
     no_outcome = 0

@@ -137,6 +137,10 @@ class ExtractMapping(_Strict):
         unknown = sorted(set(self.tables) - set(TABLES))
         if unknown:
             raise ValueError(f"tables: unknown contract tables {unknown}; known: {', '.join(TABLES)}")
+        if self.kind == "flat" and "wearable_daily" in self.tables:
+            raise ValueError("tables.wearable_daily: a flat extract has one row per applicant, not daily device "
+                             "records; map an examination's pulse to consultations.heart_rate_bpm, or import the "
+                             "device days as a relational extract")
         if "members" not in self.tables:
             raise ValueError("tables.members: required (the contracts need a member row for every member)")
         for table, tmap in self.tables.items():
@@ -179,7 +183,7 @@ class ExtractMapping(_Strict):
 # Contract columns a flat import fills itself: every record is dated the application date, and the
 # member's id is named once, in `member_id`.
 FLAT_FILLED = {"members": ("member_id",), "applications": ("member_id", "application_date"),
-               "consultations": ("consultation_id", "member_id", "date"), "wearable_daily": ("member_id", "date")}
+               "consultations": ("consultation_id", "member_id", "date")}
 
 
 def _check_flat_columns(table: str, tmap: TableMap) -> None:

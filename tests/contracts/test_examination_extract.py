@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from examination_fixtures import BAD_ROW, MAPPING, PEPPER, ROWS, examination_extract
+from examination_fixtures import BAD_ROW, DUPLICATES, MAPPING, PEPPER, ROWS, examination_extract
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
 from features.build import compute_features
-from features.extract import EXTRACT_DIR
-from features.mapping import load_mapping
+from features.extract import EXTRACT_DIR, import_extract
+from features.mapping import load_mapping, with_source
 from features.quarantine import QUARANTINE_DIR
 from training.extract_snapshot import imported_tables
 
@@ -126,3 +126,31 @@ def test_a_failed_import_leaves_the_earlier_import_untouched(imported, monkeypat
     assert result.exit_code == 1 and "outcome.column" in result.output
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".raw")]
+
+
+def test_strict_mode_refuses_the_impossible_diastolic_naming_table_column_rule_and_count(tmp_path, imported):
+    csv = tmp_path / "distinct.csv"
+    examination_extract().iloc[: ROWS - DUPLICATES].to_csv(csv, index=False)  # no duplicates left
+    out = tmp_path / "strict"
+    result = CliRunner().invoke(app, ["import", "--mapping", str(MAPPING), "--source", str(csv), "--out", str(out),
+                                      "--strict"])
+    assert result.exit_code == 1
+    assert "consultations.dbp_mmhg: 1 row breaks out_of_range (dbp_mmhg 30-160 mmHg" in _words(result.output)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".strict")]
+
+
+def test_a_pulse_maps_to_the_consultation_and_device_days_are_refused_in_a_flat_extract(tmp_path):
+    frame = examination_extract().assign(Pulse=72)
+    csv = tmp_path / "exam.csv"
+    frame.to_csv(csv, index=False)
+    pulse = "      pregnancies: {column: Pregnancies}\n      heart_rate_bpm: {column: Pulse}"
+    text = MAPPING.read_text().replace("      pregnancies: {column: Pregnancies}", pulse)
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text)
+    import_extract(with_source(load_mapping(path), csv), path, tmp_path / "raw", pepper=PEPPER)
+    tables, _, _ = imported_tables(tmp_path / "raw", PEPPER)
+    row = compute_features(tables, pd.DataFrame({"member_id": ["exam-0"], "index_date": [pd.Timestamp("2024-07-01")]}))
+    assert row.loc[0, "heart_rate_bpm_latest"] == 72.0
+    path.write_text(text + "  wearable_daily:\n    columns:\n      resting_hr: {column: Pulse}\n")
+    with pytest.raises(ValueError, match=r"tables\.wearable_daily: a flat extract has one row per applicant"):
+        load_mapping(path)
