@@ -3,6 +3,8 @@ one impossible value, imported through the real CLI with a native mapping and no
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 
 from chronorisk.cli import app
 from features.build import compute_features
+from features.contracts import ContractError, validate_tables
 from features.extract import EXTRACT_DIR, import_extract
 from features.mapping import load_mapping, with_source
 from features.quarantine import QUARANTINE_DIR
@@ -154,3 +157,12 @@ def test_a_pulse_maps_to_the_consultation_and_device_days_are_refused_in_a_flat_
     path.write_text(text + "  wearable_daily:\n    columns:\n      resting_hr: {column: Pulse}\n")
     with pytest.raises(ValueError, match=r"tables\.wearable_daily: a flat extract has one row per applicant"):
         load_mapping(path)
+
+
+def test_a_raw_folder_missing_a_required_coded_column_names_the_codes(cohort, pepper):
+    cohort["members"] = cohort["members"].drop(columns=["region"])
+    with pytest.raises(ContractError) as err:
+        validate_tables(cohort, extract_date=date(2024, 12, 31), pepper=pepper)
+    assert str(err.value) == ("members.region: required column is missing (6 rows unusable); add it, or in an import "
+                              "mapping give a column or a constant (tables.members.columns.region: {value: ...}); "
+                              "allowed codes: north, northeast, east, south, central, southwest, northwest")
