@@ -172,8 +172,12 @@ def features_build(
         if spec.outcome == "extract":  # an imported extract labelled by its own outcome column
             from training.extract_snapshot import build_extract_snapshot
 
-            counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper,
-                                            warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
+            try:
+                counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper,
+                                                warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
+            except (ValueError, FileNotFoundError) as err:
+                console.print(f"[red]features build failed:[/red] {err}")
+                raise typer.Exit(code=1) from err
             console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
             return
         if runner == "chunked":
@@ -346,7 +350,7 @@ def import_extract(
         if t.read:
             table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}",
                           ", ".join(f"{k} {v:,}" for k, v in t.by_rule.items()) or "-")
-    if report.custom:
+    if report.custom and report.custom["read"]:
         c = report.custom
         table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
     console.print(table)

@@ -222,10 +222,11 @@ class ProductSpec(_Strict):
         c = self.risk_classes[position]
         bound = (f"below {self.risk_classes[0].below:.1%}" if position == 0
                  else f"{self.risk_classes[-2].below:.1%} and above")
+        hint = " (is the extract's outcome current rather than incident?)" \
+            if position > 0 and self.outcome_timing == "incident" else ""
         return (f"the outcome's base rate {rate:.1%} ({self.outcome_meaning()}) is in risk class '{c.name}' "
                 f"({bound}, decision {c.decision}): a calibrated model centres on the base rate, so most applicants "
-                f"will fall in that one class; the risk classes of product {self.name} look built for another rate "
-                f"(is the outcome {'current' if self.outcome_timing == 'incident' else 'incident'}?)")
+                f"will fall in that one class; set the risk classes of product {self.name} for this rate{hint}")
 
     def class_mix_warning(self, probabilities: np.ndarray, most: float = 0.5) -> str | None:
         """A warning when more than `most` of the scored applicants fall in one risk class."""

@@ -53,7 +53,15 @@ def test_a_base_rate_in_the_top_class_is_a_clear_warning(tmp_path):
     assert len(notes) == 1
     assert notes[0].startswith("the outcome's base rate 70.0% (type 2 diabetes at the index date (screening)) is in "
                                "risk class 'probable' (50.0% and above, decision decline)")
-    assert "most applicants will fall in that one class" in notes[0]
+    assert "most applicants will fall in that one class; set the risk classes of product diabetes_screening for " \
+           "this rate" in notes[0]
+    assert "rather than incident" not in notes[0]  # a screening product's outcome is current already
+
+
+def test_an_incident_product_s_top_class_asks_whether_the_outcome_is_current():
+    note = load_product("byod_diabetes").base_rate_warning(0.35)
+    assert note is not None and note.endswith("(is the extract's outcome current rather than incident?)")
+    assert load_product("byod_diabetes").base_rate_warning(0.05) is None  # 'rated' (3-8 %): a middle class
 
 
 def test_a_mapping_that_does_not_say_is_taken_as_the_product_s_with_a_warning(tmp_path):
