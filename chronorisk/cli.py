@@ -10,13 +10,16 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from chronorisk.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from features.quarantine import ValidationReport
 
 app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -77,6 +80,15 @@ def data_synth(
     console.print(table)
 
 
+def print_rule_messages(report: ValidationReport) -> None:
+    """Each broken rule in the words import, batch scoring and the service use (features.contracts.rule_message)."""
+    from features.contracts import rule_message
+
+    for name, t in report.tables.items():
+        for label, count in t.by_rule.items():
+            console.print(f"  {rule_message(name, label)}: {count:,} row{'s' if count != 1 else ''} quarantined")
+
+
 @data_app.command("validate")
 def data_validate(
     data_dir: Annotated[Path, typer.Argument(help="folder of raw parquet or csv tables")],
@@ -109,6 +121,7 @@ def data_validate(
         rules = ", ".join(f"{rule}: {n:,}" for rule, n in sorted(t.by_rule.items())) or "-"
         table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}", rules)
     console.print(table)
+    print_rule_messages(report)
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json"), indent=2))
 
@@ -329,7 +342,7 @@ def import_extract(
     """Map an insurer's extract (flat or relational) onto the raw-data contracts, validate it and
     quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/.
     A failed import leaves OUT as it was."""
-    from features.contracts import ContractError, rule_message
+    from features.contracts import ContractError
     from features.extract import import_extract as run_import
     from features.mapping import load_mapping, with_source
 
@@ -354,9 +367,7 @@ def import_extract(
         c = report.custom
         table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
     console.print(table)
-    for name, t in report.validation.tables.items():
-        for label, count in t.by_rule.items():
-            console.print(f"  {rule_message(name, label)}: {count:,} row{'s' if count != 1 else ''} quarantined")
+    print_rule_messages(report.validation)
     if report.duplicates:
         console.print(f"[yellow]warning:[/yellow] {report.duplicates:,} rows repeat an earlier row's content under "
                       f"another id (kept; source rows in {out}/_extract/duplicates.parquet; --strict refuses them)")

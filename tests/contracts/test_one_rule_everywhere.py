@@ -84,3 +84,12 @@ def test_reasons_print_values_as_recorded():
     assert custom_registry([]) ["family_history_score"].reason_text(0.627) == "Family-history score: 0.627"
     assert default_registry()["ogtt_2h_glucose_mmol_l_latest"].reason_text(8.26) == \
         "Latest 2-hour OGTT glucose: 8.26 mmol/L"
+
+
+def test_data_validate_prints_the_same_message(tmp_path, cohort, write_folder, monkeypatch):
+    monkeypatch.setenv("CHRONORISK_ENVIRONMENT", "test")
+    cohort["consultations"].loc[4, "dbp_mmhg"] = 24.0
+    folder = write_folder(cohort, tmp_path / "raw")
+    result = CliRunner().invoke(app, ["data", "validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"{DBP}: 1 row quarantined" in " ".join(result.output.split())
