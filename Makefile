@@ -1,6 +1,6 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
 # Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
-#            MAPPING=<mapping yaml>  OUT=<raw folder>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
+#            MAPPING=<mapping yaml>  OUT=<raw folder>  SOURCE=<extract file, optional>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
 #            BATCH=<scored parquet>  SINCE=<YYYY-MM-DD>  VERSION=<model version or alias>
 #            PORTFOLIO=<features parquet>  REPORT_OUT=reports/<product>
 .DEFAULT_GOAL := help
@@ -83,8 +83,8 @@ serve: install ## start the BentoML scoring service on 127.0.0.1:3000
 byod-example: install ## own data end to end: flat extract, import, k-fold training, gate, one request (BYOD_MEMBERS); development
 	CHRONORISK_ENVIRONMENT=development $(CLI) byod-example --members $(BYOD_MEMBERS) --seed $(SEED)
 
-import: install ## map an insurer's extract onto the contracts: MAPPING=<yaml> OUT=<folder>
-	$(CLI) import --mapping $(MAPPING) --out $(OUT)
+import: install ## map an insurer's extract onto the contracts: MAPPING=<yaml> OUT=<folder> (SOURCE=<file> reads another file)
+	$(CLI) import --mapping $(MAPPING) --out $(OUT) $(if $(SOURCE),--source $(SOURCE))
 monitor: install ## drift of PRODUCT's scored population (BATCH=<parquet> or audit log SINCE=<date>); exit 0/1/2
 	$(CLI) monitor --product $(PRODUCT) $(if $(BATCH),--batch $(BATCH),) $(if $(SINCE),--since $(SINCE),)
 

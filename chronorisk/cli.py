@@ -10,13 +10,16 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from chronorisk.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from features.quarantine import ValidationReport
 
 app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -77,6 +80,15 @@ def data_synth(
     console.print(table)
 
 
+def print_rule_messages(report: ValidationReport) -> None:
+    """Each broken rule in the words import, batch scoring and the service use (features.contracts.rule_message)."""
+    from features.contracts import rule_message
+
+    for name, t in report.tables.items():
+        for label, count in t.by_rule.items():
+            console.print(f"  {rule_message(name, label)}: {count:,} row{'s' if count != 1 else ''} quarantined")
+
+
 @data_app.command("validate")
 def data_validate(
     data_dir: Annotated[Path, typer.Argument(help="folder of raw parquet or csv tables")],
@@ -109,6 +121,7 @@ def data_validate(
         rules = ", ".join(f"{rule}: {n:,}" for rule, n in sorted(t.by_rule.items())) or "-"
         table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}", rules)
     console.print(table)
+    print_rule_messages(report)
     if json_out:
         json_out.write_text(json.dumps(report.model_dump(mode="json"), indent=2))
 
@@ -172,7 +185,12 @@ def features_build(
         if spec.outcome == "extract":  # an imported extract labelled by its own outcome column
             from training.extract_snapshot import build_extract_snapshot
 
-            counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper)
+            try:
+                counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper,
+                                                warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
+            except (ValueError, FileNotFoundError) as err:
+                console.print(f"[red]features build failed:[/red] {err}")
+                raise typer.Exit(code=1) from err
             console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
             return
         if runner == "chunked":
@@ -315,18 +333,27 @@ def demo(
 def import_extract(
     mapping: Annotated[Path, typer.Option(help="mapping YAML (experiments/mappings/*.yaml): names, units, codes")],
     out: Annotated[Path, typer.Option(help="raw folder to write; then `features build --data OUT`, `train`")],
+    source: Annotated[Path | None, typer.Option(help="read this file (flat) or folder (relational) instead of the "
+                                                     "mapping's source.path: one mapping for the training and "
+                                                     "the scoring extract")] = None,
+    strict: Annotated[bool, typer.Option(help="fail on the first contract rule broken or on duplicate rows "
+                                              "instead of quarantining and reporting; nothing is written")] = False,
 ) -> None:
     """Map an insurer's extract (flat or relational) onto the raw-data contracts, validate it and
-    quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/."""
+    quarantine bad rows to OUT/_rejected/; the mapping, outcomes and custom measurements go to OUT/_extract/.
+    A failed import leaves OUT as it was."""
     from features.contracts import ContractError
     from features.extract import import_extract as run_import
-    from features.mapping import load_mapping
+    from features.mapping import load_mapping, with_source
 
     settings = load_settings()
     try:
-        report = run_import(load_mapping(mapping), mapping, out,
-                            pepper=settings.id_pepper.get_secret_value().encode())
-    except (ValueError, KeyError, FileNotFoundError, ContractError) as err:
+        loaded = load_mapping(mapping)
+        if source is not None:
+            loaded = with_source(loaded, source)
+        report = run_import(loaded, mapping, out, pepper=settings.id_pepper.get_secret_value().encode(),
+                            strict=strict)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ContractError) as err:
         console.print(f"[red]import failed:[/red] {err}")
         raise typer.Exit(code=1) from err
     table = Table(title=f"{report.kind} extract ({report.rows_read:,} rows) -> {out}")
@@ -336,10 +363,14 @@ def import_extract(
         if t.read:
             table.add_row(name, f"{t.read:,}", f"{t.accepted:,}", f"{t.rejected:,}", f"{t.member_rejected:,}",
                           ", ".join(f"{k} {v:,}" for k, v in t.by_rule.items()) or "-")
-    if report.custom:
+    if report.custom and report.custom["read"]:
         c = report.custom
         table.add_row("custom measurements", f"{c['read']:,}", f"{c['accepted']:,}", f"{c['rejected']:,}", "", "")
     console.print(table)
+    print_rule_messages(report.validation)
+    if report.duplicates:
+        console.print(f"[yellow]warning:[/yellow] {report.duplicates:,} rows repeat an earlier row's content under "
+                      f"another id (kept; source rows in {out}/_extract/duplicates.parquet; --strict refuses them)")
     if report.outcomes or report.no_outcome:
         console.print(f"outcomes: {report.outcomes:,} applicants ({report.positives:,} positive); "
                       f"{report.no_outcome:,} without an outcome or application date")
@@ -647,7 +678,25 @@ def score(
         if index_date is None:
             raise typer.BadParameter("--data needs --index-date")
         counts = score_folder(settings, product, version, Path(str(data)), date.fromisoformat(index_date), out)
+        _warn_class_mix(product, out)
+        if counts.get("refused"):
+            from serving.batch import refused_path
+
+            console.print(f"[yellow]{counts['refused']:,} members refused[/yellow]: their records break a contract "
+                          f"rule (as the service refuses them); references and rules in {refused_path(out)}")
     console.print(f"scored -> {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+def _warn_class_mix(product: str, scored: Path) -> None:
+    """Say so when most of a scored book falls in one risk class (classes built for another base rate)."""
+    import pandas as pd
+
+    from training.products import load_product
+
+    frame = pd.read_parquet(scored, columns=["probability"])
+    note = load_product(product).class_mix_warning(frame["probability"].to_numpy(dtype=float))
+    if note is not None:
+        console.print(f"[yellow]warning:[/yellow] {note}")
 
 
 @app.command("monitor")

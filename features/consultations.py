@@ -41,12 +41,19 @@ _FLAG_TEXT = {
 
 SPECS = [
     FeatureSpec("bmi_latest", "consultations", "kg/m2",
-                "Latest recorded weight over the median recorded height squared", 1, "Body-mass index: {value}"),
+                "Latest recorded weight over the median recorded height squared (the latest BMI recorded as such "
+                "where weight or height is missing)", 1, "Body-mass index: {value}"),
     FeatureSpec("bmi_change_1y", "consultations", "kg/m2",
                 "Latest BMI minus the mean BMI recorded one to two years before the index date", 1,
                 "Change in body-mass index over the last year: {value}", fmt="{:+,.1f}"),
     FeatureSpec("waist_cm_latest", "consultations", "cm", "Latest recorded waist circumference", 1,
                 "Waist circumference: {value}", fmt="{:,.0f}"),
+    FeatureSpec("triceps_skinfold_mm_latest", "consultations", "mm", "Latest recorded triceps skinfold thickness", 1,
+                "Triceps skinfold: {value}", fmt="{:,.0f}"),
+    FeatureSpec("heart_rate_bpm_latest", "consultations", "bpm", "Latest pulse taken at a consultation", 1,
+                "Pulse at the latest consultation: {value}", fmt="{:,.0f}"),
+    FeatureSpec("pregnancies_latest", "consultations", "count", "Number of pregnancies, as last recorded", 1,
+                "Pregnancies on record: {value}", fmt="{:,.0f}"),
     FeatureSpec("sbp_mmhg_latest", "consultations", "mmHg", "Latest recorded systolic blood pressure", 1,
                 "Latest systolic blood pressure: {value}", fmt="{:,.0f}"),
     FeatureSpec("dbp_mmhg_latest", "consultations", "mmHg", "Latest recorded diastolic blood pressure", 1,
@@ -81,7 +88,8 @@ HISTORY_CAP_DAYS = 365.0  # "a year or more": every eligible row has a year on t
 _PATTERNS = {name: re.compile(rf"(?:^|;)(?:{prefix})") for name, (_, prefix) in CODE_FLAGS.items()}
 # Same-day consultations are ordered by the values the order-sensitive features read (latest
 # value, sums), so their order in the input never matters; counts and flags are order-free.
-TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "smoking_status")
+TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi", "triceps_skinfold_mm", "pregnancies",
+            "heart_rate_bpm", "smoking_status")
 
 
 def code_hits(codes: pd.Series, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, np.ndarray]:
@@ -113,9 +121,16 @@ def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str
     sbp, dbp = j.col("sbp_mmhg"), j.col("dbp_mmhg")
     height_m = median(j, height) / 100.0
     out: dict[str, np.ndarray] = {}
-    out["bmi_latest"] = last(j, weight) / height_m**2
+    recorded = j.col("bmi")  # BMI as the extract recorded it: used where weight and height do not give one
+    from_weight = last(j, weight) / height_m**2
+    out["bmi_latest"] = np.where(np.isnan(from_weight), last(j, recorded), from_weight)
     older = (j.days_before > 365) & (j.days_before <= 730)
-    out["bmi_change_1y"] = out["bmi_latest"] - mean(j.where(older), weight[older]) / height_m**2
+    older_weight = mean(j.where(older), weight[older]) / height_m**2
+    older_bmi = np.where(np.isnan(older_weight), mean(j.where(older), recorded[older]), older_weight)
+    out["bmi_change_1y"] = out["bmi_latest"] - older_bmi
+    out["triceps_skinfold_mm_latest"] = last(j, j.col("triceps_skinfold_mm"))
+    out["pregnancies_latest"] = last(j, j.col("pregnancies"))
+    out["heart_rate_bpm_latest"] = last(j, j.col("heart_rate_bpm"))
     out["waist_cm_latest"] = last(j, j.col("waist_cm"))
     out["sbp_mmhg_latest"] = last(j, sbp)
     out["dbp_mmhg_latest"] = last(j, dbp)

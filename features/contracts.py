@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.quarantine import (
+    MEMBER_REJECTED,
     QUARANTINE_DIR,
     ContractError,
     MemberIndex,
@@ -41,15 +42,17 @@ from features.units import (
 )
 
 __all__ = ["CONTRACTS", "DATE_DTYPE", "RULES", "TABLES", "ContractError", "RawTables", "Rule", "TableReport",
-           "ValidationReport", "extract_date_of", "load_raw", "read_folder", "validate_folder", "validate_tables"]
+           "ValidationReport", "extract_date_of", "load_raw", "read_folder", "read_validated", "refused_members",
+           "rule_message", "validate_folder", "validate_tables"]
 
 TABLES = ("members", "applications", "consultations", "lab_results", "wearable_daily")
 FAMILY = ("none", "second_degree", "first_degree")
 REGIONS = ("north", "northeast", "east", "south", "central", "southwest", "northwest")
 ICD10 = r"[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?"
 ATC = r"[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?"
-LAB_RANGES = {"hba1c": (3, 20), "fasting_glucose": (1.5, 40), "total_cholesterol": (1, 20), "ldl": (0.2, 15),
-              "hdl": (0.1, 5), "triglycerides": (0.1, 50), "egfr": (1, 200)}
+LAB_RANGES = {"hba1c": (3, 20), "fasting_glucose": (1.5, 40), "ogtt_2h_glucose": (1.5, 50),
+              "total_cholesterol": (1, 20), "ldl": (0.2, 15), "hdl": (0.1, 5), "triglycerides": (0.1, 50),
+              "egfr": (1, 200)}
 # The order rules are listed in reasons, by_rule and the strict-mode error.
 RULE_ORDER = ("null_key", "invalid_date", "invalid_number", "null_required", "future_date", "before_birth",
               "out_of_range", "unknown_code", "unknown_unit", "duplicate", "unknown_member")
@@ -154,6 +157,8 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
         "enrollment_end": Col("date"),
         "family_history_diabetes": Col("str", codes=FAMILY),
         "family_history_hypertension": Col("str", codes=FAMILY),
+        # an extract's own family-history (pedigree) score, e.g. the diabetes pedigree function
+        "family_history_score": Col("float", range=(0, 10, "score")),
     }, key=("member_id",), checks=(
         FrameCheck("out_of_range:age_at_enrollment", "birth_date", "age at enrollment 18-100 years", _age_ok),
         FrameCheck("out_of_range:enrollment_end", "enrollment_end", "enrollment_end not before enrollment_start",
@@ -171,7 +176,10 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
         "channel": Col("str", nullable=False, codes=("online", "outpatient", "inpatient")),
         "icd10_codes": Col("codes", pattern=ICD10),  # missing is read as "" (no codes)
         "atc_codes": Col("codes", pattern=ATC),
-        **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg"))),
+        **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg")),
+                # measured at the examination as such (an extract may carry BMI without weight and height)
+                bmi=Col("float", range=(10, 90, "kg/m2")), triceps_skinfold_mm=Col("float", range=(2, 100, "mm")),
+                pregnancies=Col("int", range=(0, 30, "count")), heart_rate_bpm=Col("float", range=(25, 220, "bpm"))),
         "smoking_status": Col("str", codes=("never", "former", "current")),
     }, key=("consultation_id",), record_date="date", checks=(
         FrameCheck("out_of_range:dbp_mmhg", "dbp_mmhg", "dbp_mmhg below sbp_mmhg", _blood_pressure_ok),
@@ -227,6 +235,33 @@ def _catalogue(c: TableContract) -> dict[str, Rule]:
 
 
 RULES: dict[str, dict[str, Rule]] = {name: c.rules for name, c in CONTRACTS.items()}
+
+
+def rule_message(table: str, label: str) -> str:
+    """The one message of a broken rule, for import, batch scoring and the service alike: table,
+    column, rule and what the rule allows, never the value that broke it.
+    'consultations.dbp_mmhg: out_of_range (dbp_mmhg 30-160 mmHg and dbp_mmhg below sbp_mmhg)'."""
+    if label == MEMBER_REJECTED:
+        return f"{table}.member_id: member_rejected (the member's row in members breaks a rule)"
+    rule = RULES.get(table, {}).get(label)
+    if rule is None:  # a rule of a data set's own measurements (features/custom.py)
+        kind, _, column = label.partition(":")
+        return f"{table}.{column or '*'}: {kind}"
+    return f"{table}.{rule.column}: {rule.rule} ({rule.detail})"
+
+
+def refused_members(rejected: Mapping[str, pd.DataFrame]) -> dict[str, str]:
+    """member_ref -> the messages of every rule the member's quarantined rows break ("; "-joined, in
+    table order): whom a scorer must refuse rather than score without the rows, as the service does."""
+    found: dict[str, dict[str, None]] = {}
+    for table, frame in rejected.items():
+        if not len(frame) or "member_ref" not in frame:
+            continue
+        for ref, why in zip(frame["member_ref"].astype("str"), frame["reason"].astype("str"), strict=True):
+            messages = found.setdefault(ref, {})
+            for label in why.split(";"):
+                messages[rule_message(table, label)] = None
+    return {ref: "; ".join(messages) for ref, messages in found.items()}
 
 
 @dataclass(frozen=True)
@@ -343,6 +378,13 @@ def _with_files(report: ValidationReport, sources: dict[str, str], written: dict
 def _write(data_dir: Path, rejected: Mapping[str, pd.DataFrame]) -> dict[str, str]:
     paths = write_quarantine(data_dir, rejected, TABLES)
     return {name: f"{QUARANTINE_DIR}/{path.name}" for name, path in paths.items()}
+
+
+def read_validated(data_dir: Path, *, pepper: bytes, extract_date: date | None = None
+                   ) -> tuple[RawTables, dict[str, pd.DataFrame], ValidationReport]:
+    """load_raw's accepted tables, with the quarantine frames (written nowhere) beside them."""
+    accepted, rejected, report, sources = _validate_dir(Path(data_dir), extract_date, pepper)
+    return RawTables(**accepted, extract_date=report.extract_date), rejected, _with_files(report, sources, {})
 
 
 def load_raw(data_dir: Path, *, extract_date: date | None = None, pepper: bytes,

@@ -22,6 +22,9 @@ SPECS = [
                 "Family history of hypertension on record: 0 none, 1 second degree, 2 first degree", 1,
                 "Family history of high blood pressure (0 none, 1 second-degree, 2 first-degree): {value}",
                 fmt="{:.0f}"),
+    FeatureSpec("family_history_score", "members", "score",
+                "The extract's own family-history score (e.g. a diabetes pedigree function), as recorded", 1,
+                "Family-history score: {value}", fmt="{:,.3f}"),
 ]
 NAMES = [s.name for s in SPECS]
 
@@ -43,5 +46,6 @@ def demographic_features(members: pd.DataFrame, pairs: Pairs) -> dict[str, np.nd
         "sex_male": np.where(pd.isna(sex), np.nan, (sex == "M").astype(float)),
         "fh_diabetes_level": levels(m["family_history_diabetes"]),
         "fh_hypertension_level": levels(m["family_history_hypertension"]),
+        "family_history_score": m["family_history_score"].to_numpy(dtype=float, na_value=np.nan),
     }
     return {k: np.where(found, v, np.nan) for k, v in out.items()}

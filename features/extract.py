@@ -12,7 +12,9 @@ the raw folder. The folder's `_extract/` holds the mapping, outcomes and custom 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,10 +23,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from features.contracts import CONTRACTS, TABLES, ValidationReport, load_raw
+from features.contracts import CONTRACTS, ValidationReport, load_raw, validate_folder
 from features.custom import COLUMNS as CUSTOM_COLUMNS
 from features.custom import CUSTOM_TABLE, empty_measurements, validate_measurements
-from features.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, TableMap
+from features.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, GeneratedIds, TableMap
 from features.pointintime import YEAR_DAYS
 from features.quarantine import QUARANTINE_DIR
 from features.units import CANONICAL_UNIT, read_raw_file
@@ -33,6 +35,7 @@ EXTRACT_DIR = "_extract"
 MAPPING_FILE = "mapping.yaml"
 OUTCOMES_FILE = "outcomes.parquet"
 CUSTOM_FILE = f"{CUSTOM_TABLE}.parquet"
+DUPLICATES_FILE = "duplicates.parquet"  # source_row and the first_row it repeats: positions, no values
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ImportReport:
     positives: int = 0
     no_outcome: int = 0
     custom: dict[str, int] = field(default_factory=dict)  # accepted / rejected custom measurements
+    duplicates: int = 0  # flat rows repeating an earlier row's content under another id (kept, reported)
 
 
 def _read(path: Path, fmt: str | None) -> pd.DataFrame:
@@ -66,13 +70,26 @@ def _dates(values: pd.Series, date_format: str | None) -> pd.Series:
 
 def _column(frame: pd.DataFrame, cmap: ColumnMap, where: str) -> pd.Series:
     if cmap.column is None:
-        return pd.Series([cmap.value] * len(frame), index=frame.index, dtype=object)
+        value = cmap.codes.get(str(cmap.value), cmap.value)
+        return pd.Series([value] * len(frame), index=frame.index, dtype=object)
     if cmap.column not in frame.columns:
         raise KeyError(f"{where}: the extract has no column {cmap.column!r}; it has {list(frame.columns)}")
     values = frame[cmap.column]
+    if cmap.missing:
+        values = values.mask(_is_missing_code(values, cmap.missing))
     if cmap.codes:
-        values = values.astype("str").str.strip().replace(cmap.codes)
+        values = values.astype("str").str.strip().replace(cmap.codes).where(values.notna())
     return values
+
+
+def _is_missing_code(values: pd.Series, missing: list[str | float]) -> pd.Series:
+    """Where a value is one the extract writes for 'not recorded' (as text, or as a number)."""
+    text = values.astype("str").str.strip()
+    hit = text.isin([str(m) for m in missing])
+    numbers = [float(m) for m in missing if isinstance(m, int | float)]
+    if numbers:
+        hit |= pd.to_numeric(values, errors="coerce").isin(numbers)
+    return hit.fillna(False).astype(bool)
 
 
 def _table(frame: pd.DataFrame, table: str, tmap: TableMap, date_format: str | None) -> pd.DataFrame:
@@ -106,13 +123,24 @@ class FlatParts:
     no_outcome: int
 
 
+def member_ids(mapping: ExtractMapping, frame: pd.DataFrame) -> pd.Series:
+    """Each flat row's member id: the extract's id column, or PREFIX + row number when generated."""
+    ids = mapping.member_id
+    if isinstance(ids, GeneratedIds):
+        prefix = ids.prefix if ids.prefix is not None else f"{mapping.source.path.stem}-"
+        return pd.Series([f"{prefix}{i}" for i in range(len(frame))], dtype="str")
+    assert ids is not None  # the mapping validated this
+    if ids not in frame.columns:
+        raise KeyError(f"member_id: the extract has no column {ids!r}; give another, or "
+                       "member_id: {generate: row_number} to number the rows")
+    return frame[ids].astype("str").reset_index(drop=True)
+
+
 def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
     """One row per applicant -> member, application, consultation and lab rows on the application date."""
-    assert mapping.member_id is not None and mapping.index_date is not None  # the mapping validated this
+    assert mapping.index_date is not None  # the mapping validated this
     fmt = mapping.source.date_format
-    if mapping.member_id not in frame.columns:
-        raise KeyError(f"member_id: the extract has no column {mapping.member_id!r}")
-    ids = frame[mapping.member_id].astype("str").reset_index(drop=True)
+    ids = member_ids(mapping, frame)
     idx = mapping.index_date
     if idx.column is not None:
         if idx.column not in frame.columns:
@@ -131,8 +159,10 @@ def flat_tables(mapping: ExtractMapping, frame: pd.DataFrame) -> FlatParts:
         born = app_day - pd.to_timedelta(np.round(age * YEAR_DAYS), unit="D")
         members["birth_date"] = born.dt.strftime("%Y-%m-%d").where(born.notna(), members["birth_date"].astype("str"))
     members.insert(0, "member_id", ids)
-    members["enrollment_start"] = app  # as the service does for an applicant
-    members["enrollment_end"] = None
+    if "enrollment_start" not in members:
+        members["enrollment_start"] = app  # as the service does for an applicant
+    if "enrollment_end" not in members:
+        members["enrollment_end"] = None
     tables["members"] = members
 
     if "applications" in mapping.tables:
@@ -193,33 +223,104 @@ def _latest_date(tables: dict[str, pd.DataFrame]) -> date:
     return max(latest).date()
 
 
-def import_extract(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pepper: bytes) -> ImportReport:
+def content_columns(mapping: ExtractMapping) -> list[str]:
+    """The extract columns a flat mapping reads, bar the member id: a row's content."""
+    cols = [c.column for t in mapping.tables.values() for c in t.columns.values() if c.column is not None]
+    if mapping.index_date is not None and mapping.index_date.column is not None:
+        cols.append(mapping.index_date.column)
+    if mapping.outcome is not None:
+        cols.append(mapping.outcome.column)
+    cols += [c.column for c in mapping.custom_features.values()]
+    return list(dict.fromkeys(c for c in cols if c != mapping.member_id))
+
+
+def duplicate_rows(mapping: ExtractMapping, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose content repeats an earlier row's under another id (or under no id at all):
+    source_row and the first_row it repeats, 0-based positions in the file. No values."""
+    cols = [c for c in content_columns(mapping) if c in frame.columns]
+    if not cols or not len(frame):
+        return pd.DataFrame({"source_row": pd.Series([], dtype="int64"), "first_row": pd.Series([], dtype="int64")})
+    content = frame[cols].astype("str").reset_index(drop=True)
+    repeat = content.duplicated(keep="first").to_numpy()
+    first = content.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    first_row = pd.Series(np.arange(len(content))).groupby(first).transform("min").to_numpy()
+    rows = np.flatnonzero(repeat)
+    return pd.DataFrame({"source_row": rows.astype("int64"), "first_row": first_row[rows].astype("int64")})
+
+
+class DuplicateRows(ValueError):
+    """Strict mode: the extract repeats rows under other ids."""
+
+
+def import_extract(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pepper: bytes,
+                   strict: bool = False) -> ImportReport:
     """Write OUT as a raw folder (tables, `_manifest.json`, `_extract/`) and validate it through the
-    contracts, quarantining bad rows to OUT/_rejected/ as `data validate` does."""
+    contracts, quarantining bad rows to OUT/_rejected/ as `data validate` does. In strict mode a
+    broken rule or a duplicate row fails the import instead.
+
+    Everything is written to a fresh folder beside OUT and renamed to OUT only once the import has
+    succeeded: a failed import leaves OUT as it was (absent, or the previous import), never half written.
+    """
     out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / EXTRACT_DIR).is_dir():
+        raise FileExistsError(f"{out} exists and was not written by `chronorisk import`; choose a new or empty "
+                              "folder (an import replaces the whole folder)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.importing-", dir=out.parent))
+    try:
+        report = _import_into(mapping, mapping_path, work, pepper=pepper, strict=strict)
+        _replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _replace(new: Path, out: Path) -> None:
+    """new takes OUT's place; an earlier import there goes only once the new one is in place."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+        os.rename(out, old / out.name)
+    os.rename(new, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _import_into(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pepper: bytes,
+                 strict: bool) -> ImportReport:
+    duplicates = pd.DataFrame()
     if mapping.kind == "flat":
         frame = _read(mapping.source.path, mapping.source.format)
+        duplicates = duplicate_rows(mapping, frame)
+        if strict and len(duplicates):
+            rows = ", ".join(str(r) for r in duplicates["source_row"].head(5))
+            raise DuplicateRows(f"{mapping.source.path.name}: {len(duplicates):,} rows repeat an earlier row's content "
+                                f"under another id (rule: duplicate_content; source rows {rows}"
+                                f"{', ...' if len(duplicates) > 5 else ''}); remove them, or import without --strict "
+                                "to keep them and have them reported")
         parts = flat_tables(mapping, frame)
         tables, read = parts.tables, len(frame)
     else:
         tables, read = relational_tables(mapping)
         parts = FlatParts(tables, pd.DataFrame(), empty_measurements(), 0)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:  # a re-import must not leave an earlier import's tables behind
-        for suffix in (".parquet", ".csv"):
-            (out / f"{name}{suffix}").unlink(missing_ok=True)
     for name, table in tables.items():
         table.to_parquet(out / f"{name}.parquet", index=False)
     extract_date = mapping.extract_date or _latest_date(tables)
     (out / "_manifest.json").write_text(json.dumps({
         "extract_date": extract_date.isoformat(), "source": "import", "kind": mapping.kind,
-        "mapping": mapping_path.name, "custom_features": list(mapping.custom_features)}, indent=2) + "\n")
+        "mapping": mapping_path.name, "extract": mapping.source.path.name,
+        "custom_features": list(mapping.custom_features)}, indent=2) + "\n")
     extract = out / EXTRACT_DIR
-    shutil.rmtree(extract, ignore_errors=True)
     extract.mkdir()
     shutil.copyfile(mapping_path, extract / MAPPING_FILE)
+    if strict:
+        validate_folder(out, pepper=pepper, strict=True)
     raw, validation = load_raw(out, pepper=pepper, write_quarantine=True)
-    report = ImportReport(mapping.kind, read, {k: len(v) for k, v in tables.items()}, validation)
+    report = ImportReport(mapping.kind, read, {k: len(v) for k, v in tables.items()}, validation,
+                          duplicates=len(duplicates))
+    if len(duplicates):
+        duplicates.to_parquet(extract / DUPLICATES_FILE, index=False)
     if mapping.kind == "flat":
         accepted_ids = pd.Index(raw.members["member_id"].astype("str"))
         outcomes = parts.outcomes[parts.outcomes["member_id"].isin(accepted_ids)] if len(parts.outcomes) \
@@ -232,7 +333,6 @@ def import_extract(mapping: ExtractMapping, mapping_path: Path, out: Path, *, pe
         ranges = {name: c.range for name, c in mapping.custom_features.items()}
         accepted, rejected = validate_measurements(parts.custom, ranges, accepted_ids, pepper)
         report.custom = {"read": len(parts.custom), "accepted": len(accepted), "rejected": len(rejected)}
-        (out / QUARANTINE_DIR / CUSTOM_FILE).unlink(missing_ok=True)
         if len(rejected):
             (out / QUARANTINE_DIR).mkdir(exist_ok=True)
             rejected.to_parquet(out / QUARANTINE_DIR / CUSTOM_FILE, index=False)

@@ -20,6 +20,7 @@ WINDOW_DAYS = 1096  # three years: the look-back of values and trends, and the c
 TESTS: dict[str, tuple[str, str, str, int, bool]] = {
     "hba1c": ("hba1c_pct", "%", "HbA1c", 1, True),
     "fasting_glucose": ("fasting_glucose_mmol_l", "mmol/L", "Fasting glucose", 1, True),
+    "ogtt_2h_glucose": ("ogtt_2h_glucose_mmol_l", "mmol/L", "2-hour OGTT glucose", 1, True),
     "triglycerides": ("triglycerides_mmol_l", "mmol/L", "Triglycerides", 1, False),
     "hdl": ("hdl_mmol_l", "mmol/L", "HDL cholesterol", -1, False),
     "ldl": ("ldl_mmol_l", "mmol/L", "LDL cholesterol", 0, False),

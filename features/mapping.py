@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.contracts import CONTRACTS, TABLES
-from features.registry import FeatureSpec
+from features.registry import AS_RECORDED, FeatureSpec
 from features.units import CANONICAL_UNIT, LAB_UNITS, UNIT_ALTERNATIVES
 
 # canonical column -> accepted unit -> the column name the contracts read that unit from
@@ -47,6 +47,9 @@ class ColumnMap(_Strict):
     unit: str | None = Field(None, description="the column's unit when it is not the contract's (lb, in, mg/dL)")
     codes: dict[str, str] = Field(default_factory=dict, description="extract code -> contract code; others "
                                                                     "pass through (and break the contract)")
+    missing: list[str | float] = Field(default_factory=list, description="values the extract writes for 'not "
+                                                                         "recorded' (e.g. 0 for a blood pressure "
+                                                                         "never taken); read as missing")
 
     @model_validator(mode="after")
     def _one_source(self) -> ColumnMap:
@@ -58,6 +61,15 @@ class ColumnMap(_Strict):
 class TableMap(_Strict):
     file: str | None = Field(None, description="relational: the table's file name in the source folder")
     columns: dict[str, ColumnMap] = Field(default_factory=dict)
+
+
+class GeneratedIds(_Strict):
+    """Member ids numbered by the import, for an extract without an id column: PREFIX + the row's
+    position in the file (0-based, as the quarantine files' source_row)."""
+
+    generate: Literal["row_number"]
+    prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]*$", description="default: the source file's "
+                                                                               "name without suffix, then '-'")
 
 
 class IndexDate(_Strict):
@@ -76,6 +88,9 @@ class IndexDate(_Strict):
 
 class Outcome(_Strict):
     column: str = Field(description="the extract's outcome column")
+    timing: Literal["incident", "current"] | None = Field(
+        None, description="incident: the disease began after the application, within a follow-up; current: "
+        "the disease as found at the application (screening). A product checks it against its outcome_timing")
     positive: list[str | int | float | bool] = Field(min_length=1, description="values that mean the outcome "
                                                                                 "happened; anything else is negative")
 
@@ -90,6 +105,8 @@ class CustomFeature(_Strict):
     reason: str = Field(description="plain-language reason text with a {value} placeholder")
     range: tuple[float, float] | None = Field(None, description="plausible values (inclusive); others are "
                                                                  "quarantined as out_of_range")
+    decimals: int | None = Field(None, ge=0, le=6, description="decimals shown in reasons (default: as recorded, "
+                                                               "up to four)")
 
     @field_validator("reason")
     @classmethod
@@ -99,7 +116,8 @@ class CustomFeature(_Strict):
         return v
 
     def spec(self, name: str) -> FeatureSpec:
-        return FeatureSpec(name, "custom", self.unit, self.description, self.direction, self.reason)
+        fmt = AS_RECORDED if self.decimals is None else f"{{:,.{self.decimals}f}}"
+        return FeatureSpec(name, "custom", self.unit, self.description, self.direction, self.reason, fmt=fmt)
 
 
 class ExtractMapping(_Strict):
@@ -108,7 +126,8 @@ class ExtractMapping(_Strict):
     extract_date: date | None = Field(None, description="latest valid record date (default: the latest date "
                                                         "found in the extract)")
     tables: dict[str, TableMap]
-    member_id: str | None = Field(None, description="flat: the column identifying the applicant")
+    member_id: str | GeneratedIds | None = Field(None, description="flat: the column identifying the applicant, "
+                                                                   "or {generate: row_number} to number the rows")
     index_date: IndexDate | None = Field(None, description="flat: the application date")
     outcome: Outcome | None = Field(None, description="flat: the outcome column, if the extract carries one")
     custom_features: dict[str, CustomFeature] = Field(default_factory=dict)
@@ -118,6 +137,10 @@ class ExtractMapping(_Strict):
         unknown = sorted(set(self.tables) - set(TABLES))
         if unknown:
             raise ValueError(f"tables: unknown contract tables {unknown}; known: {', '.join(TABLES)}")
+        if self.kind == "flat" and "wearable_daily" in self.tables:
+            raise ValueError("tables.wearable_daily: a flat extract has one row per applicant, not daily device "
+                             "records; map an examination's pulse to consultations.heart_rate_bpm, or import the "
+                             "device days as a relational extract")
         if "members" not in self.tables:
             raise ValueError("tables.members: required (the contracts need a member row for every member)")
         for table, tmap in self.tables.items():
@@ -129,6 +152,10 @@ class ExtractMapping(_Strict):
                     known = ", ".join(sorted(allowed))
                     raise ValueError(f"{where}: not a column of the {table} contract; known: {known}")
                 _check_unit(where, table, col, cmap, self.kind)
+                if table != "lab_results" or self.kind != "flat":
+                    _check_constant(where, table, col, cmap)
+            if self.kind == "flat" and table != "lab_results":  # flat labs: one column per test
+                _check_flat_columns(table, tmap)
             if self.kind == "relational" and tmap.file is None:
                 raise ValueError(f"tables.{table}.file: a relational extract names each table's file")
             if self.kind == "flat" and tmap.file is not None:
@@ -153,6 +180,55 @@ class ExtractMapping(_Strict):
         return [f.spec(name) for name, f in self.custom_features.items()]
 
 
+# Contract columns a flat import fills itself: every record is dated the application date, and the
+# member's id is named once, in `member_id`.
+FLAT_FILLED = {"members": ("member_id",), "applications": ("member_id", "application_date"),
+               "consultations": ("consultation_id", "member_id", "date")}
+
+
+def _check_flat_columns(table: str, tmap: TableMap) -> None:
+    for col in FLAT_FILLED.get(table, ()):
+        if col in tmap.columns:
+            raise ValueError(f"tables.{table}.columns.{col}: a flat extract fills it itself (member_id names the "
+                             "applicant; every record is dated the application date, index_date)")
+    contract = CONTRACTS[table]
+    filled = {*FLAT_FILLED.get(table, ()), *(("enrollment_start",) if table == "members" else ()),
+              *(("channel",) if table == "consultations" else ())}
+    for col, spec in contract.columns.items():
+        if spec.nullable or spec.key or col in filled or col in tmap.columns:
+            continue
+        raise ValueError(f"tables.{table}.columns.{col}: required by the {table} contract; map a column "
+                         f"({{column: NAME}}) or give a constant ({{value: ...}}); {allowed_values(table, col)}")
+
+
+def allowed_values(table: str, col: str) -> str:
+    """What a contract column accepts, in words: its codes, or its kind and range."""
+    spec = CONTRACTS[table].columns[col]
+    if spec.codes:
+        return f"allowed codes: {', '.join(spec.codes)}"
+    if spec.kind == "bool":
+        return "allowed: true or false"
+    if spec.range:
+        return f"allowed: {spec.kind} {spec.range[0]:g} to {spec.range[1]:g} {spec.range[2]}"
+    return f"allowed: a {spec.kind}" + (" (ISO date, or in source.date_format)" if spec.kind == "date" else "")
+
+
+def _check_constant(where: str, table: str, col: str, cmap: ColumnMap) -> None:
+    """A constant, or a code the mapping translates to, must be one the contract accepts."""
+    spec = CONTRACTS[table].columns[col]
+    targets = list(cmap.codes.values()) + ([str(cmap.value)] if cmap.value is not None else [])
+    if spec.codes:
+        bad = sorted({t for t in targets if cmap.codes.get(t, t) not in spec.codes})
+        if bad:
+            what = "value" if cmap.value is not None and str(cmap.value) in bad else "codes"
+            raise ValueError(f"{where}.{what}: {len(bad)} code(s) the {table} contract does not accept; "
+                             f"{allowed_values(table, col)}")
+    if cmap.value is not None and spec.kind in ("float", "int") and not isinstance(cmap.value, int | float):
+        raise ValueError(f"{where}.value: not a number; {allowed_values(table, col)}")
+    if cmap.value is not None and spec.kind == "bool" and not isinstance(cmap.value, bool):
+        raise ValueError(f"{where}.value: not true or false")
+
+
 def _check_unit(where: str, table: str, col: str, cmap: ColumnMap, kind: str) -> None:
     if cmap.unit is None:
         return
@@ -166,6 +242,12 @@ def _check_unit(where: str, table: str, col: str, cmap: ColumnMap, kind: str) ->
         raise ValueError(f"{where}.unit: {col} has one unit only; drop the unit")
     if cmap.unit.strip().lower() not in {u.lower() for u in accepted}:
         raise ValueError(f"{where}.unit: {cmap.unit!r} is not a unit of {col}; accepted: {', '.join(accepted)}")
+
+
+def with_source(mapping: ExtractMapping, path: Path) -> ExtractMapping:
+    """The mapping reading another file or folder of the same layout (relative to the working directory)."""
+    source = mapping.source.model_copy(update={"path": Path(path).resolve()})
+    return mapping.model_copy(update={"source": source})
 
 
 def load_mapping(path: Path) -> ExtractMapping:

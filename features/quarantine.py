@@ -129,8 +129,12 @@ def _canonical(c: TableContract, raw: pd.DataFrame
         alt = UNIT_ALTERNATIVES.get(name)
         if name not in raw.columns and not (alt and alt[0] in raw.columns):
             if not col.nullable:
+                allowed = f"; allowed codes: {', '.join(col.codes)}" if col.codes else \
+                    ("; allowed: true or false" if col.kind == "bool" else "")
                 raise ContractError(c.name, name, "missing_column", n,
-                                    message=f"{c.name}.{name}: required column is missing ({n} rows unusable)")
+                                    message=f"{c.name}.{name}: required column is missing ({n} rows unusable); "
+                                            f"add it, or in an import mapping give a column or a constant "
+                                            f"(tables.{c.name}.columns.{name}: {{value: ...}}){allowed}")
             cols[name] = missing_values(col.kind, n)
             continue
         if alt and alt[0] in raw.columns:  # e.g. weight_lb instead of (or beside) weight_kg

@@ -22,11 +22,21 @@ KINDS = ("measurement", "coverage", "testing_pattern")
 FEATURE_DEFINITIONS_VERSION = 3  # 2: fixed windows and caps (issue 13); 3: history caps at one year
 
 
+AS_RECORDED = "as_recorded"  # fmt of a measurement whose precision the data set fixes (custom features)
+
+
+def as_recorded(value: float) -> str:
+    """A value at the precision it was recorded to, up to four decimals (0.627 stays 0.627, 21.5 stays 21.5)."""
+    text = f"{value:,.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """One feature. `direction` is the expected effect on risk (+1 raises, -1 lowers, 0 none
     assumed) and the default monotone constraint; `reason` is a plain-language template with
-    `{value}` (already formatted with `fmt`) for underwriters."""
+    `{value}` (already formatted with `fmt`, a format string at the unit's precision, or
+    AS_RECORDED: as the data set recorded it) for underwriters."""
 
     name: str
     source: str
@@ -50,8 +60,8 @@ class FeatureSpec:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             shown = "not recorded"
         else:
-            shown = self.fmt.format(value)
-            if self.unit and self.unit not in ("flag", "count", "share", "points", "level"):
+            shown = as_recorded(float(value)) if self.fmt == AS_RECORDED else self.fmt.format(value)
+            if self.unit and self.unit not in ("flag", "count", "share", "points", "level", "score"):
                 shown = f"{shown} {self.unit}"
         return self.reason.format(value=shown)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,7 +24,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.build import compute_features
-from features.contracts import TABLES, ContractError, validate_tables
+from features.contracts import TABLES, ContractError, refused_members, validate_tables
+from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, default_registry
 from features.units import read_raw_file
 
@@ -120,10 +122,26 @@ def process_chunk(data_dir: Path, chunk: MemberChunk, fn: ChunkFn, *, extract_da
                   since: date | None = None, until: date | None = None,
                   ) -> tuple[pd.DataFrame, Mapping[str, object], dict[str, int]]:
     """Read, validate and run `fn` on one chunk: the unit of work of every runner."""
-    accepted, _, report = validate_tables(read_chunk(data_dir, chunk, since=since, until=until),
-                                          extract_date=extract_date, pepper=pepper)
+    accepted, rejected, report = validate_tables(read_chunk(data_dir, chunk, since=since, until=until),
+                                                 extract_date=extract_date, pepper=pepper)
     frame, counts = fn(accepted)
+    if getattr(fn, "refuses_rejected", False):
+        frame = with_contract_reasons(frame, rejected, pepper)
     return frame, report.tables, counts
+
+
+CONTRACT_REASONS = "contract_reasons"  # the messages of the rules a member's rows break; "" when none
+
+
+def with_contract_reasons(frame: pd.DataFrame, rejected: Mapping[str, pd.DataFrame], pepper: bytes) -> pd.DataFrame:
+    """frame (one row per member_id) with CONTRACT_REASONS: what a scorer refuses the member for,
+    as the service refuses an applicant whose records break a rule (features.contracts.rule_message)."""
+    refused = refused_members(rejected)
+    reasons = np.full(len(frame), "", dtype=object)
+    if refused:  # the HMAC of every member only when some row was quarantined
+        refs = member_refs(frame["member_id"].astype("str"), pepper).to_numpy(dtype=object)
+        reasons = np.array([refused.get(r, "") for r in refs], dtype=object)
+    return frame.assign(**{CONTRACT_REASONS: pd.array(reasons, dtype="str")})
 
 
 def run_chunked(data_dir: Path, fn: ChunkFn, *, chunk_members: int, extract_date: date, pepper: bytes,
@@ -178,10 +196,11 @@ def parquet_meta(path: Path) -> dict[str, object]:
 
 
 class FeaturesAtDate:
-    """A chunk function: features of every member enrolled on one index date (batch scoring)."""
+    """A chunk function: features of every member enrolled on one index date (batch scoring).
+    With `refuses_rejected`, each row also says which contract rules the member's records break."""
 
-    def __init__(self, index_date: date, registry: FeatureRegistry) -> None:
-        self.index_date, self.registry = index_date, registry
+    def __init__(self, index_date: date, registry: FeatureRegistry, refuses_rejected: bool = False) -> None:
+        self.index_date, self.registry, self.refuses_rejected = index_date, registry, refuses_rejected
 
     def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
         members = tables["members"]
@@ -197,12 +216,15 @@ class FeaturesAtDate:
 
 def build_features_at(data_dir: Path, index_date: date, out: Path, *, extract_date: date, pepper: bytes,
                       history_days: int | None = None, chunk_members: int = 20_000,
-                      registry: FeatureRegistry | None = None, progress: bool = True) -> RunTotals:
-    """Features of every member enrolled on `index_date`, from records in the `history_days` before it."""
+                      registry: FeatureRegistry | None = None, progress: bool = True,
+                      contract_reasons: bool = False) -> RunTotals:
+    """Features of every member enrolled on `index_date`, from records in the `history_days` before it;
+    with `contract_reasons`, a CONTRACT_REASONS column for the scorer (batch scoring refuses those members)."""
     registry = registry or default_registry()
     since = None if history_days is None else index_date - timedelta(days=history_days)
     totals = RunTotals()
-    frames = run_chunked(data_dir, FeaturesAtDate(index_date, registry), chunk_members=chunk_members,
+    frames = run_chunked(data_dir, FeaturesAtDate(index_date, registry, contract_reasons),
+                         chunk_members=chunk_members,
                          extract_date=extract_date, pepper=pepper, totals=totals, since=since, until=index_date,
                          progress=progress)
     stream_to_parquet(frames, out, {"index_date": index_date.isoformat(), "history_days": history_days,

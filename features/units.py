@@ -71,6 +71,7 @@ HBA1C_IFCC_OFFSET_PCT = 2.15
 
 MG_DL_PER_MMOL_L = {
     "fasting_glucose": GLUCOSE_MG_DL_PER_MMOL_L,
+    "ogtt_2h_glucose": GLUCOSE_MG_DL_PER_MMOL_L,  # plasma glucose 2 hours into a 75 g oral glucose tolerance test
     "total_cholesterol": CHOLESTEROL_MG_DL_PER_MMOL_L,
     "ldl": CHOLESTEROL_MG_DL_PER_MMOL_L,
     "hdl": CHOLESTEROL_MG_DL_PER_MMOL_L,
@@ -127,6 +128,7 @@ def _from_mg_dl(test: str) -> Callable[[np.ndarray], np.ndarray]:
 CANONICAL_UNIT: dict[str, str] = {
     "hba1c": "%",
     "fasting_glucose": "mmol/L",
+    "ogtt_2h_glucose": "mmol/L",
     "total_cholesterol": "mmol/L",
     "ldl": "mmol/L",
     "hdl": "mmol/L",

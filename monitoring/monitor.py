@@ -14,15 +14,35 @@ from chronorisk.settings import Settings
 from monitoring.drift import DriftResult, MonitorConfig, compare
 from monitoring.profile import ReferenceProfile
 from monitoring.sources import read_audit, read_batch
+from training.products import ProductSpec
 
 
 def load_reference(settings: Settings, product: str, version: str) -> tuple[str, ReferenceProfile]:
     """The version number and reference profile of a version or alias, through `load_bundle`."""
+    number, reference, _ = load_reference_and_spec(settings, product, version)
+    return number, reference
+
+
+def load_reference_and_spec(settings: Settings, product: str, version: str
+                            ) -> tuple[str, ReferenceProfile, ProductSpec]:
+    """load_reference, with the product spec the version was trained under."""
     from training.registry import connect, fetch, resolve
 
     client = connect(settings.mlflow_tracking_uri)
     mv = resolve(client, product, version)
-    return str(mv.version), fetch(client, mv).reference
+    model = fetch(client, mv)
+    return str(mv.version), model.reference, model.spec
+
+
+def ineligible_why(spec: ProductSpec) -> str:
+    """Who the product's rows leave out, in words: it follows the outcome (training/products.py)."""
+    why = []
+    if spec.excludes_prevalent:
+        why.append(f"{spec.disease} already on record")
+    if spec.min_history_days:
+        why.append(f"under {spec.min_history_days:,} days enrolled")
+    why.append("not enrolled on the date")
+    return " or ".join(why)
 
 
 def run_monitor(settings: Settings, product: str, config: MonitorConfig, *, batch: Path | None = None,
@@ -36,12 +56,12 @@ def run_monitor(settings: Settings, product: str, config: MonitorConfig, *, batc
             frame = frame[frame["eligible"].astype(bool)].reset_index(drop=True)
         if version is not None and batch_version is not None and version != batch_version:
             raise ValueError(f"{batch} was scored by model v{batch_version}, not v{version}")
-        number, reference = load_reference(settings, product, version or batch_version or "champion")
+        number, reference, spec = load_reference_and_spec(settings, product, version or batch_version or "champion")
         result = compare(reference, frame, config, product=product, model_version=number,
                          source=f"batch file {batch}")
         if excluded:
-            result.notes.append(f"{excluded:,} rows left out: not eligible on the index date (prevalent disease or "
-                                "less history than the product requires), as in training")
+            result.notes.append(f"{excluded:,} rows left out: not eligible on the index date ({ineligible_why(spec)}),"
+                                " as in training")
         return result
     number, reference = load_reference(settings, product, version or "champion")
     frame, counts = read_audit(settings.audit_url, product, number, since.isoformat() if since else None, progress)

@@ -20,7 +20,8 @@ import pandas as pd
 from chronorisk.settings import Settings
 from features.contracts import extract_date_of
 from features.extract import EXTRACT_DIR
-from features.runners import RunTotals, build_features_at, run_chunked
+from features.pseudonym import member_refs
+from features.runners import CONTRACT_REASONS, RunTotals, build_features_at, run_chunked
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
 from training.artifacts import probabilities
@@ -70,9 +71,10 @@ def score_requests(settings: Settings, product: str, version: str, source: Path,
 
 class EligibleAtDate:
     """A chunk function: whether each enrolled member is someone the model learned about on this date:
-    enrolled for the product's minimum history and without a recorded event before it (the training
-    rows' rule, without the follow-up that only training knows). The monitor compares these rows
-    with the model's reference."""
+    enrolled for the history the product's rows need and, for an incident outcome, without a recorded
+    event before it (the training rows' rule, without the follow-up that only training knows; an
+    extract's applicants need no history, and a current outcome excludes nobody for the disease:
+    training/products.py). The monitor compares these rows with the model's reference."""
 
     def __init__(self, spec: ProductSpec, index_date: date) -> None:
         self.spec, self.index_date = spec, index_date
@@ -81,10 +83,10 @@ class EligibleAtDate:
         members = tables["members"]
         t = pd.Timestamp(self.index_date)
         start, end = members["enrollment_start"], members["enrollment_end"]
-        history = t - pd.Timedelta(days=self.spec.exclusions.min_history_days)
+        history = t - pd.Timedelta(days=self.spec.min_history_days)
         ok = ((start <= history) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
         first = recorded_events(tables, self.spec).reindex(members["member_id"])
-        prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False)
+        prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False) & self.spec.excludes_prevalent
         return pd.DataFrame({"member_id": members["member_id"].to_numpy(), "eligible": ok & ~prevalent}), {}
 
 
@@ -100,19 +102,37 @@ def score_folder(settings: Settings, product: str, version: str, data_dir: Path,
     served = load_served(settings, product, version)
     pepper = settings.id_pepper.get_secret_value().encode()
     if (Path(data_dir) / EXTRACT_DIR).is_dir():  # an import: its custom measurements live beside the tables
-        frame = imported_features_at(data_dir, index_date, served.registry, pepper)
-        return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out, len(frame))
+        frame = imported_features_at(data_dir, index_date, served.registry, pepper, contract_reasons=True)
+        return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out, len(frame),
+                            pepper)
     features_path = out.with_suffix(".features.parquet")
     totals = build_features_at(data_dir, index_date, features_path, extract_date=extract_date_of(data_dir),
-                               pepper=pepper)
+                               pepper=pepper, contract_reasons=True)
     frame = pd.read_parquet(features_path)
     features_path.unlink()
     return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out,
-                        totals.counts.get("members", 0))
+                        totals.counts.get("members", 0), pepper)
 
 
-def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int
-                 ) -> dict[str, int]:
+def refused_path(out: Path) -> Path:
+    """Where `score --data` lists the members it refused: `<out stem>.refused.parquet`."""
+    return out.with_suffix(".refused.parquet")
+
+
+def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int,
+                 pepper: bytes) -> dict[str, int]:
+    # A member whose records break a contract rule is refused, as the service refuses such an
+    # applicant (422), with the same messages (features.contracts.rule_message), never scored
+    # without the rows; they are listed by HMAC reference beside the output.
+    reasons = frame.pop(CONTRACT_REASONS) if CONTRACT_REASONS in frame else pd.Series("", index=frame.index)
+    refused = (reasons != "").to_numpy(dtype=bool)
+    refusals = refused_path(out)
+    refusals.unlink(missing_ok=True)
+    if refused.any():
+        listed = pd.DataFrame({"member_ref": member_refs(frame.loc[refused, "member_id"].astype("str"), pepper),
+                               "index_date": frame.loc[refused, "index_date"], "reasons": reasons[refused]})
+        listed.reset_index(drop=True).to_parquet(refusals, index=False)
+    frame = frame.loc[~refused].reset_index(drop=True)
     model = served.model
     frame["probability"] = probabilities(model, frame)
     frame["risk_class"] = model.spec.class_names(frame["probability"].to_numpy())
@@ -120,4 +140,4 @@ def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFram
     frame = frame.merge(eligible, on="member_id", how="left")
     frame["eligible"] = frame["eligible"].fillna(False).astype(bool)
     frame.to_parquet(out, index=False)
-    return {"members": members, "scored": len(frame)}
+    return {"members": members, "scored": len(frame), "refused": int(refused.sum())}

@@ -8,6 +8,7 @@ the built-in ones (the snapshot's metadata carries their registry entries to tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any
 import pandas as pd
 
 from features.build import compute_features
-from features.contracts import load_raw
+from features.contracts import read_validated
 from features.custom import CUSTOM_TABLE, custom_registry, validate_measurements
 from features.extract import read_imported
+from features.mapping import ExtractMapping
 from features.pointintime import KEY
 from features.registry import FeatureRegistry, FeatureSpec
-from features.runners import stream_to_parquet
+from features.runners import stream_to_parquet, with_contract_reasons
 from training.products import ProductSpec
 from training.snapshot import SEGMENT_COLUMNS
 
@@ -31,24 +33,52 @@ EXTRACT_SPLIT = "extract"  # every row; the trainer holds out its test rows itse
 def imported_tables(data_dir: Path, pepper: bytes) -> tuple[dict[str, pd.DataFrame], list[FeatureSpec], Any]:
     """An imported folder's accepted tables (custom measurements included), its custom feature
     specs and its validation report."""
-    raw, report = load_raw(data_dir, pepper=pepper)
+    tables, _, specs, report = imported_tables_and_rejects(data_dir, pepper)
+    return tables, specs, report
+
+
+def imported_tables_and_rejects(data_dir: Path, pepper: bytes
+                                ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], list[FeatureSpec], Any]:
+    """imported_tables, with the quarantine frames of every table (custom measurements included)."""
+    raw, rejected, report = read_validated(data_dir, pepper=pepper)
     mapping, _, custom = read_imported(data_dir)
     ranges = {name: c.range for name, c in mapping.custom_features.items()}
-    accepted, _ = validate_measurements(custom, ranges, pd.Index(raw.members["member_id"].astype("str")), pepper)
+    accepted, custom_rejected = validate_measurements(custom, ranges,
+                                                      pd.Index(raw.members["member_id"].astype("str")), pepper)
     tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
                                                     "wearable_daily")}
     tables[CUSTOM_TABLE] = accepted
-    return tables, mapping.custom_specs(), report
+    return tables, {**rejected, CUSTOM_TABLE: custom_rejected}, mapping.custom_specs(), report
 
 
-def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes) -> dict[str, int]:
-    """Write the snapshot parquet; return counts (outcomes, rows, positives, dropped members)."""
+def check_outcome_timing(mapping: ExtractMapping, spec: ProductSpec) -> str | None:
+    """Refuse an extract whose outcome means something else than the product's; a warning when the
+    mapping does not say what it means."""
+    timing = mapping.outcome.timing if mapping.outcome is not None else None
+    if timing is None:
+        return (f"the mapping does not say whether its outcome is incident or current (outcome.timing); "
+                f"taken as the product's: {spec.outcome_meaning()}")
+    if timing != spec.outcome_timing:
+        raise ValueError(f"product {spec.name} learns {spec.outcome_meaning()} (outcome_timing: {spec.outcome_timing}),"
+                         f" but the extract's outcome is {timing} (mapping outcome.timing); use a product whose "
+                         f"outcome_timing is {timing}, or an extract with the product's outcome")
+    return None
+
+
+def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes,
+                           warn: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Write the snapshot parquet; return counts (outcomes, rows, positives, dropped members).
+
+    The extract's outcome must mean what the product's does (incident or current); `warn` hears
+    when the mapping does not say, and when the outcome's base rate sits in the product's lowest or
+    highest risk class (most applicants would land in one class)."""
     if spec.outcome != "extract":
         raise ValueError(f"product {spec.name}: outcome is {spec.outcome!r}; build it with `features build`")
     tables, custom_specs, report = imported_tables(data_dir, pepper)
-    _, outcomes, _ = read_imported(data_dir)
+    mapping, outcomes, _ = read_imported(data_dir)
     if outcomes is None:
         raise ValueError(f"{data_dir}: the mapping declares no outcome column; product {spec.name} needs one")
+    notes = [check_outcome_timing(mapping, spec)]
     registry = custom_registry(custom_specs)
     members = tables["members"]
     labelled = outcomes[outcomes["member_id"].isin(members["member_id"])].reset_index(drop=True)
@@ -62,19 +92,26 @@ def build_extract_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepp
     meta = {"product": spec.name, "features": registry.names(), "extract_date": report.extract_date.isoformat(),
             "data_dir": str(Path(data_dir).resolve()), "source": {"import": True},
             "custom_features": [asdict(s) for s in custom_specs]}
+    if len(rows):
+        notes.append(spec.base_rate_warning(float(rows["label"].mean())))
+    for note in notes:
+        if note is not None and warn is not None:
+            warn(note)
     stream_to_parquet([rows], out, meta)
     return {"outcomes": len(outcomes), "rows": len(rows), "positives": int(rows["label"].sum()),
             "members_rejected_by_contracts": len(outcomes) - len(labelled)}
 
 
 def imported_features_at(data_dir: Path, index_date: date, registry: FeatureRegistry,
-                         pepper: bytes) -> pd.DataFrame:
+                         pepper: bytes, contract_reasons: bool = False) -> pd.DataFrame:
     """Features (custom ones included) of every member of an imported folder enrolled on `index_date`:
-    `chronorisk score --data` on an import, whose custom measurements the chunked runner does not read."""
-    tables, _, _ = imported_tables(data_dir, pepper)
+    `chronorisk score --data` on an import, whose custom measurements the chunked runner does not read.
+    With `contract_reasons`, the rules each member's records break (features/runners.py CONTRACT_REASONS)."""
+    tables, rejected, _, _ = imported_tables_and_rejects(data_dir, pepper)
     members = tables["members"]
     t = pd.Timestamp(index_date)
     end = members["enrollment_end"]
     enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
     pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
-    return compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)
+    features = compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)
+    return with_contract_reasons(features, rejected, pepper) if contract_reasons else features

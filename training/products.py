@@ -16,8 +16,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.units import CANONICAL_UNIT
+
 PRODUCTS_DIR = Path("experiments/products")
-LAB_TESTS = ("hba1c", "fasting_glucose", "total_cholesterol", "ldl", "hdl", "triglycerides", "egfr")
+LAB_TESTS = tuple(CANONICAL_UNIT)  # the lab-test catalogue the contracts convert and check
 
 
 class _Strict(BaseModel):
@@ -179,6 +181,11 @@ class ProductSpec(_Strict):
     horizon_years: int = Field(ge=1, le=20)
     outcome: Literal["event", "extract"] = Field("event", description="event: labels from the event definition; "
                                                  "extract: from the imported extract's outcome column")
+    outcome_timing: Literal["incident", "current"] = Field(
+        "incident", description="incident: the outcome is a first event within horizon_years of the index date "
+        "(members who already have the disease are excluded); current: the disease as found at the index date "
+        "(screening), so the probability is of having it now and nobody is excluded for it; only with outcome: "
+        "extract")
     event: EventDefinition | None = None
     exclusions: Exclusions = Field(default_factory=Exclusions)
     index_dates: list[date] = Field(default_factory=list)
@@ -198,6 +205,59 @@ class ProductSpec(_Strict):
         None, gt=0, description="censoring-aware model: weight each training row by 0.5 ** (years before the "
         "latest index date / this), so the model learns most from the population it will be served on")
     scenarios: list[WhatIfScenario] = Field(default_factory=list, description="what-ifs of the portfolio report")
+
+    @model_validator(mode="after")
+    def _current_outcome_is_an_extract_s(self) -> ProductSpec:
+        if self.outcome_timing == "current" and self.outcome != "extract":
+            raise ValueError("outcome_timing: current needs outcome: extract (an event definition labels events "
+                             "within the horizon, which is incident)")
+        return self
+
+    @property
+    def excludes_prevalent(self) -> bool:
+        """Whether a member with the disease already on record is outside the product's population."""
+        return self.outcome_timing == "incident" and self.exclusions.prevalent_event
+
+    @property
+    def min_history_days(self) -> int:
+        """Days enrolled before the index date that a row needs: an extract's applicants are scored on
+        the day after their application, with no history before it, as its model was trained."""
+        return 0 if self.outcome == "extract" else self.exclusions.min_history_days
+
+    def outcome_meaning(self) -> str:
+        return (f"{self.disease} within {self.horizon_years} years" if self.outcome_timing == "incident"
+                else f"{self.disease} at the index date (screening)")
+
+    def base_rate_warning(self, rate: float) -> str | None:
+        """A warning when the outcome's base rate sits in the lowest or highest risk class: a
+        calibrated model's answers centre on the base rate, so most applicants would land in one class."""
+        if not len(self.risk_classes) > 1 or not 0 <= rate <= 1:
+            return None
+        position = int(self.class_index(np.array([rate]))[0])
+        if 0 < position < len(self.risk_classes) - 1:
+            return None
+        c = self.risk_classes[position]
+        bound = (f"below {self.risk_classes[0].below:.1%}" if position == 0
+                 else f"{self.risk_classes[-2].below:.1%} and above")
+        hint = " (is the extract's outcome current rather than incident?)" \
+            if position > 0 and self.outcome_timing == "incident" else ""
+        return (f"the outcome's base rate {rate:.1%} ({self.outcome_meaning()}) is in risk class '{c.name}' "
+                f"({bound}, decision {c.decision}): a calibrated model centres on the base rate, so most applicants "
+                f"will fall in that one class; set the risk classes of product {self.name} for this rate{hint}")
+
+    def class_mix_warning(self, probabilities: np.ndarray, most: float = 0.5) -> str | None:
+        """A warning when more than `most` of the scored applicants fall in one risk class."""
+        p = np.asarray(probabilities, dtype=float)
+        p = p[~np.isnan(p)]
+        if not len(p) or len(self.risk_classes) < 2:
+            return None
+        shares = np.bincount(self.class_index(p), minlength=len(self.risk_classes)) / len(p)
+        top = int(np.argmax(shares))
+        if shares[top] <= most:
+            return None
+        return (f"{shares[top]:.0%} of {len(p):,} applicants fall in risk class '{self.risk_classes[top].name}' "
+                f"(mean probability {p.mean():.1%}, {self.outcome_meaning()}): check the risk classes against the "
+                "outcome's base rate")
 
     @model_validator(mode="after")
     def _split_covers_index_dates(self) -> ProductSpec:

@@ -105,11 +105,14 @@ def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str
                       calibrator: PlattCalibrator | HazardCalibrator) -> ReferenceProfile:
     """The monitor's reference: the training rows closest to deployment (the latest index date),
     binned as the monitor bins (design.md decision 23): today's applicants are compared with the
-    most recent population the model learned from, not with an average over the calendar."""
-    train = train[train["index_date"] == train["index_date"].max()]
+    most recent population the model learned from, not with an average over the calendar. An
+    extract's rows are one snapshot per applicant, dated by each application: all of them."""
+    if spec.outcome != "extract":
+        train = train[train["index_date"] == train["index_date"].max()]
     x = train[features].to_numpy(dtype=float)
     p = calibrator.predict_proba(np.asarray(booster.predict(x, raw_score=True)))[:, 1]
-    dates = ", ".join(sorted(str(d)[:10] for d in train["index_date"].unique()))
+    days = sorted({str(d)[:10] for d in train["index_date"].unique()})
+    dates = ", ".join(days) if len(days) <= 3 else f"{days[0]} to {days[-1]}"
     return build_reference({f: x[:, i] for i, f in enumerate(features)}, p, list(spec.class_names(p)),
                            [c.name for c in spec.risk_classes], f"train split ({len(train):,} rows; {dates})")
 
