@@ -234,7 +234,8 @@ def train(
     table = Table(title=f"{spec.name}: run {result.run_id}, registered version {result.version} (challenger)")
     for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", "cal. slope"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in (("LightGBM (calibrated)", result.test_metrics), ("GLM", result.glm_metrics)):
+    rows = ((f"{result.model_family} (calibrated)", result.test_metrics), ("GLM baseline", result.glm_metrics))
+    for name, m in rows:
         table.add_row(name, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['brier']:.5f}", f"{m['ece']:.4f}",
                       f"{m['calibration_slope']:.3f}")
     if result.findrisc_auc is not None:

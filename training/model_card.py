@@ -65,6 +65,19 @@ def _artifact_text(client: MlflowClient, run_id: str, path: str) -> str | None:
         return Path(local).read_text()
 
 
+FAMILY_LABEL = {"lightgbm": "LightGBM", "glm": "GLM", "blend": "GLM + LightGBM blend"}
+FAMILY_TEXT = {
+    "lightgbm": "LightGBM gradient-boosted trees with the monotone constraints below, Platt or discrete-hazard "
+                "calibrated; explanations are TreeSHAP values, exact for the raw score",
+    "glm": "penalised logistic regression (median imputation with missing indicators, standardised values; "
+           "training/glm.py), Platt calibrated; explanations are each feature's term minus its training mean, exact; "
+           "the monotone constraints below bind the trees only and are not enforced on its coefficients",
+    "blend": "the GLM and a strongly regularised LightGBM averaged on the log-odds scale (training/blend.py), "
+             "Platt calibrated; explanations are the weighted GLM terms plus TreeSHAP values, exact; the monotone "
+             "constraints below bind the trees only",
+}
+
+
 def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str, list[Section]]:
     """The card's title and sections for one registered version, read from its run."""
     mv = resolve(client, product, version)
@@ -78,12 +91,14 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
     check = json.loads(_artifact_text(client, mv.run_id, "evaluation/subgroup_check.json") or "{}")
     subgroups_csv = _artifact_text(client, mv.run_id, "evaluation/subgroups.csv")
     title = f"Model card: {spec.title} ({mv.name} v{mv.version})"
+    family = run.data.tags.get("model_family", "lightgbm")
     sections = [
         Section("Intended use", [
             f"Scores the calibrated probability that an applicant or member has a first recorded {spec.disease} "
             f"event within {spec.horizon_years} years of the index date, for the single-disease product "
             f"'{spec.title}' ({spec.name}). Used by underwriters with the product's risk classes below; "
             "each score is explained by its 3-5 strongest risk-raising features.",
+            f"Model: {FAMILY_TEXT.get(family, family)}.",
             f"Registered from MLflow run `{mv.run_id}`; gate verdict: {mv.tags.get('gate_verdict', 'not yet judged')}"
             + (f" ({mv.tags['gate_reasons']})." if mv.tags.get("gate_reasons") else "."),
         ]),
@@ -137,7 +152,8 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
     sections.append(Section("Baselines", [
         "GLM and (where the product names one) a published score, on the same test rows; the true-risk ceiling "
         "only where generator truth exists."], ["model", "test ROC AUC"],
-        [["LightGBM (calibrated)", _fmt(m.get("test_roc_auc"))], ["GLM", _fmt(m.get("test_glm_roc_auc"))],
+        [[f"{FAMILY_LABEL.get(family, family)} (calibrated, this version)", _fmt(m.get("test_roc_auc"))],
+         ["GLM baseline", _fmt(m.get("test_glm_roc_auc"))],
          ["FINDRISC (points)", _fmt(m.get("test_findrisc_roc_auc"))],
          ["true-risk ceiling", _fmt(ceiling.get("ceiling_auc")) if ceiling.get("available")
           else "no ceiling available"]]))

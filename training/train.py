@@ -25,7 +25,7 @@ from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, FeatureSpec, default_registry
 from monitoring.profile import ReferenceProfile, build_reference
 from training import plots
-from training.artifacts import Scorer, sha256_file, write_bundle
+from training.artifacts import Scorer, model_kind, sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
 from training.calibration import PlattCalibrator
 from training.censored import censored_concordance, choose, fit_drop_censored, fit_hazard, followup_table
@@ -54,6 +54,7 @@ class TrainResult:
     best_params: dict[str, Any]
     test_predictions: np.ndarray
     notes: list[str] = field(default_factory=list)
+    model_family: str = "LightGBM"  # what the registered version is, in words (training/model_card.py)
 
     @property
     def subgroup_flags(self) -> list[str]:
@@ -266,7 +267,8 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
                     "model_auc_vs_true_onset": ceiling["model_auc_vs_true_onset"],
                     "ratio_to_ceiling": ceiling["model_auc_vs_true_onset"] / ceiling["ceiling_auc"]}
     mlflow.log_metrics({k: float(v) for k, v in figures.items() if v is not None and np.isfinite(v)})
-    mlflow.set_tags({"product": spec.name, "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower(),
+    mlflow.set_tags({"product": spec.name, "model_family": model_kind(booster),
+                     "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower(),
                      "ceiling": "available" if ceiling.get("available") else "no ceiling available",
                      "notes": " | ".join(notes)[:4900] or "-",
                      "subgroup_flags": " | ".join(groups.flags)[:4900] or "none"})

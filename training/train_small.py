@@ -39,7 +39,7 @@ from training.kfold import (
     out_of_fold_raw,
     small_params,
 )
-from training.model_card import log_model_card
+from training.model_card import FAMILY_LABEL, log_model_card
 from training.products import ProductSpec
 from training.registry import experiment, register
 from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
@@ -137,7 +137,7 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                  p_test, scores, pepper, notes)
         summary = cv.summary()
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, float) and np.isfinite(v)})
-        mlflow.set_tags({"training_mode": "kfold", "model_choice": cv.chosen, "model_kind": model_kind(model),
+        mlflow.set_tags({"training_mode": "kfold", "model_choice": cv.chosen,
                          "refit_on_all_rows": str(cfg.refit_on_all_rows).lower()})
         mlflow.log_dict(json.loads(json.dumps(summary, default=float)), CROSS_VALIDATION_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="pred-") as tmp:
@@ -157,9 +157,10 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                 mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
                               {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
                                "training_mode": "kfold", "model_choice": cv.chosen,
-                               "model_kind": model_kind(model),
+                               "model_family": model_kind(model),
                                "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
                 version = str(mv.version)
             log_model_card(MlflowClient(), spec.name, version)
         return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen_params, "num_boost_round": cv.rounds}, p_test, notes)
+                           {**DEFAULT_PARAMS, **chosen_params, "num_boost_round": cv.rounds}, p_test, notes,
+                           FAMILY_LABEL[model_kind(model)])

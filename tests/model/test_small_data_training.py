@@ -85,7 +85,7 @@ def test_every_candidate_is_scored_on_the_same_folds_and_the_simplest_one_not_be
     assert cv["chosen"] == choice
     run = client.get_run(trained.result.run_id)
     assert run.data.tags["model_choice"] == choice
-    assert run.data.tags["model_kind"] == ("glm" if choice == "glm_spline" else choice)
+    assert run.data.tags["model_family"] == ("glm" if choice == "glm_spline" else choice)
     assert run.data.tags["ceiling"] == "no ceiling available"
 
 
