@@ -117,7 +117,8 @@ def candidates(features: list[str], monotone: list[int], config: SmallData, para
     """The candidates, simplest first. `rounds` gives LightGBM's fixed rounds once the folds set them."""
 
     def glm(knots: int) -> Callable[[np.ndarray, np.ndarray, int], LinearModel]:
-        return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots, seed=seed)
+        return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots, seed=seed,
+                                             monotone=monotone)
 
     def lgb_tuned(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Scorer, int]:
         fit_idx, stop_idx = _inner_split(y, seed)

@@ -71,10 +71,10 @@ FAMILY_TEXT = {
                 "calibrated; explanations are TreeSHAP values, exact for the raw score",
     "glm": "penalised logistic regression (median imputation with missing indicators, standardised values; "
            "training/glm.py), Platt calibrated; explanations are each feature's term minus its training mean, exact; "
-           "the monotone constraints below bind the trees only and are not enforced on its coefficients",
+           "the monotone constraints below bound the signs of its coefficients",
     "blend": "the GLM and a strongly regularised LightGBM averaged on the log-odds scale (training/blend.py), "
              "Platt calibrated; explanations are the weighted GLM terms plus TreeSHAP values, exact; the monotone "
-             "constraints below bind the trees only",
+             "constraints below bind both parts",
 }
 
 

@@ -73,3 +73,15 @@ def test_a_spline_term_is_flat_beyond_its_outer_knots_and_picks_up_a_threshold(d
 def test_a_malformed_glm_file_is_refused(text):
     with pytest.raises(ValueError, match=r"glm\.json"):
         LinearModel.from_json(text)
+
+
+def test_a_monotone_direction_binds_the_coefficient_and_leaves_the_others_as_fitted(data):
+    x, y = data
+    free = fit_linear(x, y, FEATURES)
+    assert free.terms[0].coef > 0.5  # a raises risk in the generating model
+    # told that a may only lower risk, its best coefficient is the bound: exactly zero
+    bound = fit_linear(x, y, FEATURES, monotone=[-1, 0, 0, 0])
+    assert bound.terms[0].coef == 0.0
+    # a direction the data agree with changes nothing
+    agreeing = fit_linear(x, y, FEATURES, monotone=[1, 0, 0, 0])
+    np.testing.assert_allclose(agreeing.predict(x, raw_score=True), free.predict(x, raw_score=True), atol=1e-6)
