@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import FastAPI, Header, Query
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
@@ -26,14 +26,34 @@ from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
-from serving.redaction import install_log_redaction
+from serving.openapi import OpenAPIDocument
+from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
-from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
+from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
 
 logger = logging.getLogger("chronorisk.service")
-info = FastAPI(title="chronorisk read-only endpoints")
+# FastAPI's own /docs and /openapi.json would describe only these routes: the one document is /docs.json
+info = FastAPI(title="chronorisk read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class Refused(Exception):
+    """A read-only endpoint's refusal, answered in the scoring endpoints' shape: {request_id, status, errors}."""
+
+    def __init__(self, status: int, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{status} {field}: {rule}")
+        self.status, self.field, self.rule, self.message = status, field, rule, message
+
+
+async def _refused(_: Any, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return JSONResponse({"request_id": current_request_id.get() or "missing", "status": exc.status,
+                         "errors": [{"field": exc.field, "rule": exc.rule, "message": exc.message}]},
+                        status_code=exc.status)
+
+
+info.add_exception_handler(Refused, _refused)
 
 
 @bentoml.service(name="chronorisk", traffic={"timeout": 30},
@@ -197,24 +217,25 @@ class ChronoriskService:
             return self.keys.authenticate(x_api_key, product)
         except KeyStoreError as err:
             logger.error("API key store unreadable, answering 503: %s", err)
-            raise HTTPException(status_code=503, detail="the API key store cannot be read; retry later") from err
+            raise Refused(503, "server", "key_store_unavailable",
+                          "the API key store cannot be read; retry later") from err
 
     @info.get("/products")
-    def list_products(self, x_api_key: str | None = Header(None)) -> dict[str, Any]:
+    def list_products(self, x_api_key: str | None = Header(None)) -> ProductList:
         """Products served, the exact model versions answering, and the applicant input schema."""
         auth = self._caller(x_api_key, None)
         if not auth.ok:
-            raise HTTPException(status_code=401, detail=auth.reason)
+            raise Refused(401, "header.x-api-key", "unauthorized", auth.reason)
         products = []
         for name in self.products:
             served = self.models.get(name)
             spec = served.model.spec if served else load_product(name)
-            products.append({"product": name, "title": spec.title, "horizon_years": spec.horizon_years,
-                             "model_name": served.model_name if served else None,
-                             "model_version": served.version if served else None,
-                             "loaded": served is not None, "load_error": self.load_errors.get(name),
-                             "risk_classes": [c.model_dump() for c in spec.risk_classes]})
-        return {"products": products, "input_schema": Applicant.model_json_schema()}
+            products.append(ProductInfo(
+                product=name, title=spec.title, horizon_years=spec.horizon_years,
+                model_name=served.model_name if served else None, model_version=served.version if served else None,
+                loaded=served is not None, load_error=_public_load_error(self.load_errors.get(name)),
+                risk_classes=[c.model_dump() for c in spec.risk_classes]))
+        return ProductList(products=products, input_schema=Applicant.model_json_schema())
 
     @info.get("/model_card/{product}")
     def model_card(self, product: str, fmt: str = Query("md", alias="format"),
@@ -225,25 +246,27 @@ class ChronoriskService:
         from training.registry import connect
 
         if not self._caller(x_api_key, None).ok:
-            raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
+            raise Refused(401, "header.x-api-key", "unauthorized", "a valid X-API-Key is required")
         if product not in self.products:
-            raise HTTPException(status_code=404, detail="unknown product; known products: "
-                                                        f"{', '.join(sorted(self.products))}")
+            raise Refused(404, "product", "unknown_product",
+                          f"unknown product; known products: {', '.join(sorted(self.products))}")
         auth = self._caller(x_api_key, product)
         if not auth.ok:
-            raise HTTPException(status_code=auth.status, detail=auth.reason)
+            raise Refused(auth.status, "header.x-api-key", "forbidden", auth.reason)
         if fmt not in ("md", "html"):
-            raise HTTPException(status_code=422, detail="format must be md or html")
+            raise Refused(422, "query.format", "enum", "format must be md or html")
         served = self.models.get(product)
         if served is None:
-            raise HTTPException(status_code=503, detail=f"the {product} champion is not loaded")
+            why = _public_load_error(self.load_errors.get(product)) or "still loading"
+            raise Refused(503, "product", "model_not_loaded",
+                          f"the {product} champion is not loaded ({why}); retry later")
         key = (product, served.version, fmt)
         if key not in self.cards:
             try:
                 client = connect(self.settings.mlflow_tracking_uri)
                 self.cards[key] = fetch_model_card(client, product, served.version, fmt)
             except LookupError as err:
-                raise HTTPException(status_code=404, detail=str(err)) from err
+                raise Refused(404, "product", "model_card_missing", str(err)) from err
         media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
         return Response(self.cards[key], media_type=media,
                         headers={"x-model-version": served.version, "cache-control": "no-store"})
@@ -262,5 +285,12 @@ def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> A
                          "errors": errors}, status_code=status)
 
 
+def _public_load_error(detail: str | None) -> str | None:
+    """What a client may learn of a failed load: that it failed, never the exception text (it names
+    temporary folders, artifact paths and registry internals); the server log has the detail."""
+    return None if detail is None else "could not be loaded; the server log says why"
+
+
 # The decorator turned the class into a bentoml Service, which takes middlewares.
 ChronoriskService.add_asgi_middleware(Gatekeeper)  # type: ignore[attr-defined]
+ChronoriskService.add_asgi_middleware(OpenAPIDocument, service=ChronoriskService)  # type: ignore[attr-defined]
