@@ -97,8 +97,8 @@ def _scoring(svc: Any, bento: Any) -> dict[str, Any]:
 
 
 def _read_only(svc: Any) -> dict[str, Any]:
-    product = {"name": "product", "in": "path", "required": True, "schema": {"type": "string"},
-               "description": "product name, e.g. diabetes"}
+    product = {"name": "product", "in": "path", "required": True,
+               "schema": {"type": "string", "enum": sorted(svc.products)}, "description": "product name"}
     fmt = {"name": "format", "in": "query", "required": False, "description": "md (Markdown) or html",
            "schema": {"type": "string", "enum": ["md", "html"], "default": "md"}}
     card = {"description": "the model card of the version answering (x-model-version names it)",
