@@ -47,6 +47,9 @@ class ColumnMap(_Strict):
     unit: str | None = Field(None, description="the column's unit when it is not the contract's (lb, in, mg/dL)")
     codes: dict[str, str] = Field(default_factory=dict, description="extract code -> contract code; others "
                                                                     "pass through (and break the contract)")
+    national_extension: bool = Field(False, description="icd10_codes only: the extract extends WHO codes by digits "
+                                                        "(China's E11.900): each such code becomes the WHO code it "
+                                                        "refines (features/codes.py); other codes are judged as given")
 
     @model_validator(mode="after")
     def _one_source(self) -> ColumnMap:

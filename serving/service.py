@@ -76,8 +76,11 @@ class ChronoriskService:
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
+        from features.codes import who_icd10
         from serving.batch import load_served  # MLflow is imported here, off the start-up path
         from training.registry import CHAMPION
+
+        who_icd10()  # the WHO ICD-10 list is parsed once, here, not on the first request
 
         for product in self.products:
             try:

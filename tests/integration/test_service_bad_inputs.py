@@ -207,6 +207,11 @@ CASES = [
          "string_pattern_mismatch", append("consultations", consultation(icd10_codes=["E11-9"]))),
     Case("atc_malformed", 422, f"applicant.consultations[{N_CONSULTATIONS}].atc_codes[0]",
          "string_pattern_mismatch", append("consultations", consultation(atc_codes=["a10ba02"]))),
+    # well formed, but on no list: U99 is no WHO ICD-10 category, X no ATC anatomical main group
+    Case("icd10_not_a_who_code", 422, f"applicant.consultations[{N_CONSULTATIONS}].icd10_codes", "unknown_code",
+         append("consultations", consultation(icd10_codes=["I10", "U99.9"]))),
+    Case("atc_not_an_anatomical_group", 422, f"applicant.consultations[{N_CONSULTATIONS}].atc_codes",
+         "unknown_code", append("consultations", consultation(atc_codes=["X10BA02"]))),
     Case("unknown_region", 422, "applicant.demographics.region", "literal_error",
          applicant(set_in("atlantis", "demographics", "region"))),
     Case("unknown_channel", 422, f"applicant.consultations[{N_CONSULTATIONS}].channel", "literal_error",
