@@ -276,7 +276,7 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, auth.status, "header.x-api-key", "forbidden", auth.reason)
             return
         if product not in svc.models:  # still loading, or it could not be loaded: refused, never a KeyError
-            reason = svc.load_errors.get(product, "still loading")
+            reason = svc.load_reasons.get(product, "still loading")  # never the exception: it names paths
             await self._refuse(send, svc, ctx, 503, "product", "model_not_loaded",
                                f"the {product} champion is not loaded ({reason}); retry later")
             return

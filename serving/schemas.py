@@ -26,7 +26,9 @@ def _bounded(table: str, column: str, description: str, default: Any = None) -> 
     assert rng is not None, f"{table}.{column} has no range in the contracts"
     lo, hi, unit = rng
     # strict: "7.0" is a string, not a number; a client that sends one has a bug we should not hide
-    return Field(default, ge=lo, le=hi, strict=True, description=f"{description} ({unit}, {lo:g} to {hi:g})")
+    # finite: JSON's NaN is not a missing value (null is); it gets its own rule, finite_number
+    return Field(default, ge=lo, le=hi, strict=True, allow_inf_nan=False,
+                 description=f"{description} ({unit}, {lo:g} to {hi:g})")
 
 
 class _Strict(BaseModel):
@@ -79,7 +81,8 @@ class Consultation(_Strict):
 class LabResult(_Strict):
     date: date
     test: Literal[tuple(LAB_RANGES)] = Field(description="lab test")  # type: ignore[valid-type]
-    value: float = Field(strict=True, description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
+    value: float = Field(strict=True, allow_inf_nan=False,
+                         description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
     unit: str = Field(description="hba1c: % or mmol/mol; glucose and lipids: mmol/L or mg/dL; egfr: mL/min/1.73m2")
 
     @field_validator("unit")

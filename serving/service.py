@@ -66,7 +66,8 @@ class ChronoriskService:
         self.settings = load_settings()
         self.products: list[str] = list(self.settings.serve_products)
         self.models: dict[str, ServedModel] = {}
-        self.load_errors: dict[str, str] = {}
+        self.load_errors: dict[str, str] = {}  # the exception, for the server log only: it names paths
+        self.load_reasons: dict[str, str] = {}  # what a client may be told (gatekeeper, /products, /model_card)
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
         self.audit = open_audit_log(self.settings, writer=True)
         self.followups = FollowUps(self.audit)  # linked records for answers the client never got
@@ -88,6 +89,7 @@ class ChronoriskService:
                 logger.info("loaded %s champion v%s", product, self.models[product].version)
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
+                self.load_reasons[product] = public_load_reason(err)
                 logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
 
     @bentoml.on_shutdown
@@ -236,7 +238,7 @@ class ChronoriskService:
             products.append(ProductInfo(
                 product=name, title=spec.title, horizon_years=spec.horizon_years,
                 model_name=served.model_name if served else None, model_version=served.version if served else None,
-                loaded=served is not None, load_error=_public_load_error(self.load_errors.get(name)),
+                loaded=served is not None, load_error=self.load_reasons.get(name),
                 risk_classes=[c.model_dump() for c in spec.risk_classes]))
         return ProductList(products=products, input_schema=Applicant.model_json_schema())
 
@@ -260,7 +262,7 @@ class ChronoriskService:
             raise Refused(422, "query.format", "enum", "format must be md or html")
         served = self.models.get(product)
         if served is None:
-            why = _public_load_error(self.load_errors.get(product)) or "still loading"
+            why = self.load_reasons.get(product, "still loading")
             raise Refused(503, "product", "model_not_loaded",
                           f"the {product} champion is not loaded ({why}); retry later")
         key = (product, served.version, fmt)
@@ -288,10 +290,18 @@ def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> A
                          "errors": errors}, status_code=status)
 
 
-def _public_load_error(detail: str | None) -> str | None:
-    """What a client may learn of a failed load: that it failed, never the exception text (it names
-    temporary folders, artifact paths and registry internals); the server log has the detail."""
-    return None if detail is None else "could not be loaded; the server log says why"
+def public_load_reason(err: BaseException) -> str:
+    """What a client may learn of a failed load: its kind, never the exception text, which names
+    temporary folders, artifact paths and the registry's internals (the server log has it all)."""
+    from training.artifacts import ModelLoadError
+
+    if type(err) is LookupError:  # training.registry.resolve: the alias points at nothing
+        kind = "no champion version is registered"
+    elif isinstance(err, ModelLoadError):
+        kind = "the registered model failed its integrity checks"
+    else:
+        kind = "the model could not be loaded"
+    return f"{kind}; the server log says why"
 
 
 # The decorator turned the class into a bentoml Service, which takes middlewares.
