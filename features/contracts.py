@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.codes import ATC_CODES, ICD10_CODES, CodeList
 from features.quarantine import (
     MEMBER_REJECTED,
     QUARANTINE_DIR,
@@ -66,6 +67,7 @@ class Col:
     range: tuple[float, float, str] | None = None  # low, high (inclusive), unit
     codes: tuple[str, ...] = ()
     pattern: str | None = None  # one code of a codes list (RE2 syntax: Arrow matches it)
+    code_list: CodeList | None = None  # and each code on this list (features.codes): the same unknown_code rule
     not_future: bool = False
 
 
@@ -174,8 +176,8 @@ CONTRACTS: dict[str, TableContract] = {c.name: c for c in (
     TableContract("consultations", {
         "consultation_id": _KEY, "member_id": _KEY, "date": _DAY,
         "channel": Col("str", nullable=False, codes=("online", "outpatient", "inpatient")),
-        "icd10_codes": Col("codes", pattern=ICD10),  # missing is read as "" (no codes)
-        "atc_codes": Col("codes", pattern=ATC),
+        "icd10_codes": Col("codes", pattern=ICD10, code_list=ICD10_CODES),  # missing is read as "" (no codes)
+        "atc_codes": Col("codes", pattern=ATC, code_list=ATC_CODES),
         **_body(sbp_mmhg=Col("float", range=(60, 260, "mmHg")), dbp_mmhg=Col("float", range=(30, 160, "mmHg")),
                 # measured at the examination as such (an extract may carry BMI without weight and height)
                 bmi=Col("float", range=(10, 90, "kg/m2")), triceps_skinfold_mm=Col("float", range=(2, 100, "mm")),
@@ -217,7 +219,8 @@ def _catalogue(c: TableContract) -> dict[str, Rule]:
             rules[f"out_of_range:{name}"] = Rule("out_of_range", name, f"{name} {col.range[0]:g}-{col.range[1]:g} "
                                                  f"{col.range[2]}")
         if col.codes or col.pattern or col.kind == "bool":
-            allowed = ", ".join(col.codes) if col.codes else col.pattern or "true/false"
+            allowed = ", ".join(col.codes) if col.codes else \
+                col.code_list.describe if col.code_list else col.pattern or "true/false"
             rules[f"unknown_code:{name}"] = Rule("unknown_code", name, f"allowed: {allowed}")
     if c.record_date:
         rules[f"before_birth:{c.record_date}"] = Rule("before_birth", c.record_date, "before the member's birth")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.codes import to_who
 from features.contracts import CONTRACTS, ValidationReport, load_raw, validate_folder
 from features.custom import COLUMNS as CUSTOM_COLUMNS
 from features.custom import CUSTOM_TABLE, empty_measurements, validate_measurements
@@ -79,6 +80,10 @@ def _column(frame: pd.DataFrame, cmap: ColumnMap, where: str) -> pd.Series:
         values = values.mask(_is_missing_code(values, cmap.missing))
     if cmap.codes:
         values = values.astype("str").str.strip().replace(cmap.codes).where(values.notna())
+    if cmap.national_extension:
+        if not where.endswith(".icd10_codes"):
+            raise ValueError(f"{where}: national_extension applies to icd10_codes only")
+        values = to_who(values)
     return values
 
 

@@ -50,6 +50,9 @@ class ColumnMap(_Strict):
     missing: list[str | float] = Field(default_factory=list, description="values the extract writes for 'not "
                                                                          "recorded' (e.g. 0 for a blood pressure "
                                                                          "never taken); read as missing")
+    national_extension: bool = Field(False, description="icd10_codes only: the extract extends WHO codes by digits "
+                                                        "(China's E11.900): each such code becomes the WHO code it "
+                                                        "refines (features/codes.py); other codes are judged as given")
 
     @model_validator(mode="after")
     def _one_source(self) -> ColumnMap:

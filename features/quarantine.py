@@ -185,6 +185,12 @@ def _within(values: ColumnArray, lo: float, hi: float) -> np.ndarray:
     return (values >= lo) & (values <= hi)
 
 
+def _on_list(values: ColumnArray, well_formed: Callable[[ColumnArray], np.ndarray],
+             known: Callable[[ColumnArray], np.ndarray]) -> np.ndarray:
+    ok = well_formed(values)
+    return ok & known(values) if ok.any() else ok
+
+
 def _not_after(values: ColumnArray, latest: np.datetime64) -> np.ndarray:
     return np.asarray(values <= latest)  # canonical dates are whole days in seconds: latest in seconds is exact
 
@@ -202,7 +208,10 @@ def _value_rules(c: TableContract, extract_date: date) -> tuple[_ValueRule, ...]
             rules.append(_ValueRule(f"unknown_code:{name}", name, functools.partial(text_in, texts=col.codes)))
         if col.pattern:
             rx = rf"(?:{col.pattern}(?:;{col.pattern})*)?"
-            rules.append(_ValueRule(f"unknown_code:{name}", name, functools.partial(text_fullmatch, pattern=rx)))
+            ok = functools.partial(text_fullmatch, pattern=rx)
+            if col.code_list is not None:  # well formed and on the list (features.codes): one rule, one reason
+                ok = functools.partial(_on_list, well_formed=ok, known=col.code_list.ok)
+            rules.append(_ValueRule(f"unknown_code:{name}", name, ok))
         if col.not_future:
             rules.append(_ValueRule(f"future_date:{name}", name, functools.partial(_not_after, latest=latest)))
     return tuple(rules)

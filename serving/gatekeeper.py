@@ -68,6 +68,28 @@ def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
+def _json_answer(start: Message) -> bool:
+    return any(k.lower() == b"content-type" and v.split(b";")[0].strip() == b"application/json"
+               for k, v in start.get("headers", []))
+
+
+FRAMEWORK_RULES = {404: ("path", "not_found", "no such endpoint or product"),
+                   405: ("method", "method_not_allowed", "this endpoint does not take this method")}
+
+
+def _framework_refusal(start: Message, request_id: str) -> tuple[Message, bytes]:
+    """A refusal the framework answered in plain text, in the shape of every other refusal (the OpenAPI
+    document's ErrorAnswer); an Allow header is kept."""
+    status = int(start["status"])
+    field, rule, message = FRAMEWORK_RULES.get(status, ("request", "refused", "the request was refused"))
+    body = json.dumps({"request_id": request_id, "status": status,
+                       "errors": [{"field": field, "rule": rule, "message": message}]}).encode()
+    allow = [(k, v) for k, v in start.get("headers", []) if k.lower() == b"allow"]
+    return {"type": "http.response.start", "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        *allow]}, body
+
+
 class Gatekeeper:
     def __init__(self, app: Callable[..., Awaitable[None]], **_: Any) -> None:
         self.app = app
@@ -153,6 +175,8 @@ class Gatekeeper:
         await self.app(scope, receive, hold)
         start = held.get("start") or {"type": "http.response.start", "status": 500, "headers": []}
         status = int(start["status"])
+        if status >= 400 and not _json_answer(start):  # the framework's plain-text refusal: a path it cannot
+            start, held["body"] = _framework_refusal(start, request_id)  # route (a newline in it), a method it lacks
         ctx = {"request_id": request_id, "endpoint": endpoint}
         if status == 401:
             svc.refusals.add(endpoint, 401, "unauthorized")
@@ -252,7 +276,7 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, auth.status, "header.x-api-key", "forbidden", auth.reason)
             return
         if product not in svc.models:  # still loading, or it could not be loaded: refused, never a KeyError
-            reason = svc.load_errors.get(product, "still loading")
+            reason = svc.load_reasons.get(product, "still loading")  # never the exception: it names paths
             await self._refuse(send, svc, ctx, 503, "product", "model_not_loaded",
                                f"the {product} champion is not loaded ({reason}); retry later")
             return

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from features import units as units_module
 from features.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
 from features.units import normalize_unit
+from training.products import RiskClass
 
 LIMITS = {"consultations": 500, "lab_results": 500, "wearable_daily": 1100}
 LAB_UNITS: dict[str, tuple[str, ...]] = {test: tuple(units) for test, units in units_module.LAB_UNITS.items()}
@@ -25,7 +26,9 @@ def _bounded(table: str, column: str, description: str, default: Any = None) -> 
     assert rng is not None, f"{table}.{column} has no range in the contracts"
     lo, hi, unit = rng
     # strict: "7.0" is a string, not a number; a client that sends one has a bug we should not hide
-    return Field(default, ge=lo, le=hi, strict=True, description=f"{description} ({unit}, {lo:g} to {hi:g})")
+    # finite: JSON's NaN is not a missing value (null is); it gets its own rule, finite_number
+    return Field(default, ge=lo, le=hi, strict=True, allow_inf_nan=False,
+                 description=f"{description} ({unit}, {lo:g} to {hi:g})")
 
 
 class _Strict(BaseModel):
@@ -78,7 +81,8 @@ class Consultation(_Strict):
 class LabResult(_Strict):
     date: date
     test: Literal[tuple(LAB_RANGES)] = Field(description="lab test")  # type: ignore[valid-type]
-    value: float = Field(strict=True, description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
+    value: float = Field(strict=True, allow_inf_nan=False,
+                         description="result in the stated unit; converted to %, mmol/L or mL/min/1.73m2")
     unit: str = Field(description="hba1c: % or mmol/mol; glucose and lipids: mmol/L or mg/dL; egfr: mL/min/1.73m2")
 
     @field_validator("unit")
@@ -170,3 +174,28 @@ class Explanation(BaseModel):
     raw_score: float = Field(description="the model's raw score (log-odds); base_value + sum of contributions")
     contributions: dict[str, float]
     values: dict[str, float | None]
+
+
+class ProductInfo(BaseModel):
+    product: str
+    title: str
+    horizon_years: int
+    model_name: str | None = Field(description="the registered model answering; null while it is not loaded")
+    model_version: str | None = Field(description="the exact version answering; null while it is not loaded")
+    loaded: bool
+    load_error: str | None = Field(description="set when the champion could not be loaded (the server log says why)")
+    risk_classes: list[RiskClass]
+
+
+class ProductList(BaseModel):
+    products: list[ProductInfo]
+    input_schema: dict[str, Any] = Field(description="JSON Schema of an applicant (the Applicant model)")
+
+
+class ErrorAnswer(BaseModel):
+    """Every refusal's body: the request id to quote, the status again, and each field path and rule broken
+    (never the submitted value)."""
+
+    request_id: str
+    status: int
+    errors: list[ApplicantError] = Field(min_length=1)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi import FastAPI, Header, Query
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
@@ -26,14 +26,34 @@ from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
-from serving.redaction import install_log_redaction
+from serving.openapi import OpenAPIDocument
+from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
-from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ScoreResult
+from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
 from training.products import load_product
 
 logger = logging.getLogger("chronorisk.service")
-info = FastAPI(title="chronorisk read-only endpoints")
+# FastAPI's own /docs and /openapi.json would describe only these routes: the one document is /docs.json
+info = FastAPI(title="chronorisk read-only endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+class Refused(Exception):
+    """A read-only endpoint's refusal, answered in the scoring endpoints' shape: {request_id, status, errors}."""
+
+    def __init__(self, status: int, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{status} {field}: {rule}")
+        self.status, self.field, self.rule, self.message = status, field, rule, message
+
+
+async def _refused(_: Any, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return JSONResponse({"request_id": current_request_id.get() or "missing", "status": exc.status,
+                         "errors": [{"field": exc.field, "rule": exc.rule, "message": exc.message}]},
+                        status_code=exc.status)
+
+
+info.add_exception_handler(Refused, _refused)
 
 
 @bentoml.service(name="chronorisk", traffic={"timeout": 30},
@@ -46,7 +66,8 @@ class ChronoriskService:
         self.settings = load_settings()
         self.products: list[str] = list(self.settings.serve_products)
         self.models: dict[str, ServedModel] = {}
-        self.load_errors: dict[str, str] = {}
+        self.load_errors: dict[str, str] = {}  # the exception, for the server log only: it names paths
+        self.load_reasons: dict[str, str] = {}  # what a client may be told (gatekeeper, /products, /model_card)
         self.pepper = self.settings.id_pepper.get_secret_value().encode()
         self.audit = open_audit_log(self.settings, writer=True)
         self.followups = FollowUps(self.audit)  # linked records for answers the client never got
@@ -56,8 +77,11 @@ class ChronoriskService:
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
+        from features.codes import who_icd10
         from serving.batch import load_served  # MLflow is imported here, off the start-up path
         from training.registry import CHAMPION
+
+        who_icd10()  # the WHO ICD-10 list is parsed once, here, not on the first request
 
         for product in self.products:
             try:
@@ -65,6 +89,7 @@ class ChronoriskService:
                 logger.info("loaded %s champion v%s", product, self.models[product].version)
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
+                self.load_reasons[product] = public_load_reason(err)
                 logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
 
     @bentoml.on_shutdown
@@ -197,24 +222,25 @@ class ChronoriskService:
             return self.keys.authenticate(x_api_key, product)
         except KeyStoreError as err:
             logger.error("API key store unreadable, answering 503: %s", err)
-            raise HTTPException(status_code=503, detail="the API key store cannot be read; retry later") from err
+            raise Refused(503, "server", "key_store_unavailable",
+                          "the API key store cannot be read; retry later") from err
 
     @info.get("/products")
-    def list_products(self, x_api_key: str | None = Header(None)) -> dict[str, Any]:
+    def list_products(self, x_api_key: str | None = Header(None)) -> ProductList:
         """Products served, the exact model versions answering, and the applicant input schema."""
         auth = self._caller(x_api_key, None)
         if not auth.ok:
-            raise HTTPException(status_code=401, detail=auth.reason)
+            raise Refused(401, "header.x-api-key", "unauthorized", auth.reason)
         products = []
         for name in self.products:
             served = self.models.get(name)
             spec = served.model.spec if served else load_product(name)
-            products.append({"product": name, "title": spec.title, "horizon_years": spec.horizon_years,
-                             "model_name": served.model_name if served else None,
-                             "model_version": served.version if served else None,
-                             "loaded": served is not None, "load_error": self.load_errors.get(name),
-                             "risk_classes": [c.model_dump() for c in spec.risk_classes]})
-        return {"products": products, "input_schema": Applicant.model_json_schema()}
+            products.append(ProductInfo(
+                product=name, title=spec.title, horizon_years=spec.horizon_years,
+                model_name=served.model_name if served else None, model_version=served.version if served else None,
+                loaded=served is not None, load_error=self.load_reasons.get(name),
+                risk_classes=[c.model_dump() for c in spec.risk_classes]))
+        return ProductList(products=products, input_schema=Applicant.model_json_schema())
 
     @info.get("/model_card/{product}")
     def model_card(self, product: str, fmt: str = Query("md", alias="format"),
@@ -225,25 +251,27 @@ class ChronoriskService:
         from training.registry import connect
 
         if not self._caller(x_api_key, None).ok:
-            raise HTTPException(status_code=401, detail="a valid X-API-Key is required")
+            raise Refused(401, "header.x-api-key", "unauthorized", "a valid X-API-Key is required")
         if product not in self.products:
-            raise HTTPException(status_code=404, detail="unknown product; known products: "
-                                                        f"{', '.join(sorted(self.products))}")
+            raise Refused(404, "product", "unknown_product",
+                          f"unknown product; known products: {', '.join(sorted(self.products))}")
         auth = self._caller(x_api_key, product)
         if not auth.ok:
-            raise HTTPException(status_code=auth.status, detail=auth.reason)
+            raise Refused(auth.status, "header.x-api-key", "forbidden", auth.reason)
         if fmt not in ("md", "html"):
-            raise HTTPException(status_code=422, detail="format must be md or html")
+            raise Refused(422, "query.format", "enum", "format must be md or html")
         served = self.models.get(product)
         if served is None:
-            raise HTTPException(status_code=503, detail=f"the {product} champion is not loaded")
+            why = self.load_reasons.get(product, "still loading")
+            raise Refused(503, "product", "model_not_loaded",
+                          f"the {product} champion is not loaded ({why}); retry later")
         key = (product, served.version, fmt)
         if key not in self.cards:
             try:
                 client = connect(self.settings.mlflow_tracking_uri)
                 self.cards[key] = fetch_model_card(client, product, served.version, fmt)
             except LookupError as err:
-                raise HTTPException(status_code=404, detail=str(err)) from err
+                raise Refused(404, "product", "model_card_missing", str(err)) from err
         media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
         return Response(self.cards[key], media_type=media,
                         headers={"x-model-version": served.version, "cache-control": "no-store"})
@@ -262,5 +290,20 @@ def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> A
                          "errors": errors}, status_code=status)
 
 
+def public_load_reason(err: BaseException) -> str:
+    """What a client may learn of a failed load: its kind, never the exception text, which names
+    temporary folders, artifact paths and the registry's internals (the server log has it all)."""
+    from training.artifacts import ModelLoadError
+
+    if type(err) is LookupError:  # training.registry.resolve: the alias points at nothing
+        kind = "no champion version is registered"
+    elif isinstance(err, ModelLoadError):
+        kind = "the registered model failed its integrity checks"
+    else:
+        kind = "the model could not be loaded"
+    return f"{kind}; the server log says why"
+
+
 # The decorator turned the class into a bentoml Service, which takes middlewares.
 ChronoriskService.add_asgi_middleware(Gatekeeper)  # type: ignore[attr-defined]
+ChronoriskService.add_asgi_middleware(OpenAPIDocument, service=ChronoriskService)  # type: ignore[attr-defined]

@@ -207,6 +207,18 @@ CASES = [
          "string_pattern_mismatch", append("consultations", consultation(icd10_codes=["E11-9"]))),
     Case("atc_malformed", 422, f"applicant.consultations[{N_CONSULTATIONS}].atc_codes[0]",
          "string_pattern_mismatch", append("consultations", consultation(atc_codes=["a10ba02"]))),
+    # JSON's NaN and Infinity are not missing values (null is): they name their own rule, not null_required
+    Case("lab_value_nan", 422, f"applicant.lab_results[{N_LABS}].value", "finite_number",
+         append("lab_results", lab(value=float("nan")))),
+    Case("waist_nan", 422, "applicant.questionnaire.waist_cm", "finite_number",
+         applicant(set_in(float("nan"), "questionnaire", "waist_cm"))),
+    Case("resting_hr_infinite", 422, f"applicant.wearable_daily[{N_WEAR}].resting_hr", "finite_number",
+         append("wearable_daily", wear(resting_hr=float("inf")))),
+    # well formed, but on no list: U99 is no WHO ICD-10 category, X no ATC anatomical main group
+    Case("icd10_not_a_who_code", 422, f"applicant.consultations[{N_CONSULTATIONS}].icd10_codes", "unknown_code",
+         append("consultations", consultation(icd10_codes=["I10", "U99.9"]))),
+    Case("atc_not_an_anatomical_group", 422, f"applicant.consultations[{N_CONSULTATIONS}].atc_codes",
+         "unknown_code", append("consultations", consultation(atc_codes=["X10BA02"]))),
     Case("unknown_region", 422, "applicant.demographics.region", "literal_error",
          applicant(set_in("atlantis", "demographics", "region"))),
     Case("unknown_channel", 422, f"applicant.consultations[{N_CONSULTATIONS}].channel", "literal_error",

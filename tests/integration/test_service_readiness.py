@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from service_fixtures import (
     Server,
@@ -141,12 +142,28 @@ def _refusal(server: Server, audit_url: str, product: str, key: str) -> tuple[in
 
 
 def test_scoring_a_product_whose_champion_is_not_loaded_is_an_audited_503(not_ready, api_keys):
+    assert _wait_for_line(not_ready.missing_champion, r"NOT READY"), not_ready.missing_champion.log_tail()
     status, body, record = _refusal(not_ready.missing_champion, not_ready.missing_audit, "hypertension",
                                     api_keys.hypertension)
     assert status == 503
     assert [(e["field"], e["rule"]) for e in body["errors"]] == [("product", "model_not_loaded")]
-    assert "no version 'champion'" in body["errors"][0]["message"]
+    assert "no champion version is registered" in body["errors"][0]["message"]
     assert record is not None and record.status_code == 503
+
+
+def test_the_503_for_a_model_that_failed_to_load_shows_no_path(not_ready, api_keys):
+    """The tampered model's load error names the temporary folder it was fetched into: that stays in the
+    server log; the client hears only what kind of failure it was."""
+    assert _wait_for_line(not_ready.tampered, r"NOT READY"), not_ready.tampered.log_tail()
+    status, body, record = _refusal(not_ready.tampered, not_ready.tampered_audit, "diabetes", api_keys.diabetes)
+    assert status == 503 and [(e["field"], e["rule"]) for e in body["errors"]] == [("product", "model_not_loaded")]
+    assert record is not None and record.status_code == 503
+    listing = httpx.get(f"{not_ready.tampered.url}/products", headers={"x-api-key": api_keys.diabetes}, timeout=30)
+    [product] = listing.json()["products"]
+    for told in (body["errors"][0]["message"], product["load_error"]):
+        assert "failed its integrity checks" in told
+        assert "/" not in told and "model.txt" not in told, told
+    assert "model.txt" in "".join(_wait_for_line(not_ready.tampered, r"NOT READY"))  # the log keeps the detail
 
 
 def test_an_unreadable_key_file_is_an_audited_503_not_a_server_error(not_ready, api_keys):
