@@ -1,16 +1,17 @@
 """The gatekeeper: an ASGI middleware in front of the scoring endpoints.
 
-It refuses what must never reach the model, before any parsing work and in a fixed order: too
-many uploads in progress (fast 503), missing or bad API key (401, from the header, before the body
-is read), oversized body (413), wrong media type such as pickle (415), a body that does not
-arrive within body_timeout_s (408), too many requests being scored (fast 503), unreadable or too
-deeply nested JSON (422), a body that is not an object with a string product and known fields
-only (422), unknown product (404), a key not allowed that product (403), an oversized batch
-(413). Connections still sending their body are counted apart from requests being scored, so
-stalled uploads cannot take the scoring slots. It gives every request an id, turns the
-framework's validation errors into 422 answers that name each field path and rule, and audits
-every refusal: after authentication one record each, committed before the answer (if the audit
-log is down, 503); before it, in aggregate per interval (`serving.refusals`).
+It refuses what must never reach the model, before any parsing work and in a fixed order: too many
+uploads in progress or too many requests being scored (fast 503s, shed before the key is even looked
+at, so an overloaded server answers them at the cost of a counter), missing or bad API key (401,
+from the header, before the body is read), oversized body (413), wrong media type such as pickle
+(415), a body that does not arrive within body_timeout_s (408), too many requests being scored (fast
+503), unreadable or too deeply nested JSON (422), a body that is not an object with a string product
+and known fields only (422), unknown product (404), a key not allowed that product (403), an
+oversized batch (413). Connections still sending their body are counted apart from requests being
+scored, so stalled uploads cannot take the scoring slots. It gives every request an id, turns the
+framework's validation errors into 422 answers that name each field path and rule, and audits every
+refusal: after authentication one record each, committed before the answer (if the audit log is
+down, 503); before it, in aggregate per interval (`serving.refusals`).
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ class Gatekeeper:
                                         f"more than {limits.max_reading} uploads in progress; retry shortly",
                                         [(b"retry-after", b"1")])
             return
+        if self._inflight >= limits.max_concurrency:  # shed load first: refusing must cost less than scoring
+            await self._unauthenticated(send, svc, ctx, 503, "server", "overloaded",
+                                        f"more than {limits.max_concurrency} requests in flight; retry shortly",
+                                        [(b"retry-after", b"1")])
+            return
         auth = await self._authenticate(send, svc, ctx, headers, None)  # from the header: before any body is read
         if auth is None:
             return
@@ -138,7 +144,7 @@ class Gatekeeper:
             self._reading -= 1
         if body is None:
             return
-        if self._inflight >= limits.max_concurrency:
+        if self._inflight >= limits.max_concurrency:  # filled up while this body arrived: audited one by one
             await self._refuse(send, svc, ctx, 503, "server", "overloaded",
                                f"more than {limits.max_concurrency} requests in flight; retry shortly",
                                extra_headers=[(b"retry-after", b"1")])

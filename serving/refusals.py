@@ -1,10 +1,15 @@
-"""Refusals before authentication, audited in aggregate: one record per interval with counts and reasons.
+"""Refusals before authentication, audited in aggregate: one record per interval with counts and
+reasons.
 
-A caller without a valid key can send thousands of requests a second; one fsync'd audit record
-each would let them turn the audit log into the bottleneck (2,315 rows from a 10 s keyless flood).
-Design decision 14 amends commit-before-answer for these refusals only: they are counted in
-memory and written as one record per interval (and at shutdown). Everything after a valid key
-is still recorded one by one, before its answer.
+These are the 401s and the load-shedding 503s (too many uploads, too many requests in flight), which
+the gatekeeper decides before it looks at the key. A caller without a valid key can send thousands
+of requests a second; one fsync'd audit record each would let them turn the audit log into the
+bottleneck (2,315 rows from a 10 s keyless flood). Design decision 14 amends commit-before-answer
+for these refusals only: they are counted in memory and written as one record per interval (and at
+shutdown). Everything after a valid key is still recorded one by one, before its answer. Shedding
+load before authentication is part of the same amendment: an overloaded server that fsyncs a record
+per refusal refuses no faster than it scores (71 ms at p50 under 16 concurrent clients, against a
+bare service's 3 ms).
 """
 
 from __future__ import annotations

@@ -21,13 +21,15 @@ LAB_UNITS: dict[str, tuple[str, ...]] = {test: tuple(units) for test, units in u
 
 
 def _bounded(table: str, column: str, description: str, default: Any = None) -> Any:
-    """A Field with the contract's physiological range for table.column."""
+    """A Field documenting the contract's physiological range for table.column. The range is judged
+    by the contract itself (serving/scoring.py `accepted_tables`), not here, so that import, batch
+    scoring and the service refuse the same value with the same rule and message (out_of_range)."""
     rng = CONTRACTS[table].columns[column].range
     assert rng is not None, f"{table}.{column} has no range in the contracts"
     lo, hi, unit = rng
     # strict: "7.0" is a string, not a number; a client that sends one has a bug we should not hide
     # finite: JSON's NaN is not a missing value (null is); it gets its own rule, finite_number
-    return Field(default, ge=lo, le=hi, strict=True, allow_inf_nan=False,
+    return Field(default, strict=True, allow_inf_nan=False, json_schema_extra={"minimum": lo, "maximum": hi},
                  description=f"{description} ({unit}, {lo:g} to {hi:g})")
 
 
@@ -48,21 +50,34 @@ class Demographics(_Strict):
     region: Literal[REGIONS] = Field(description="region of residence")  # type: ignore[valid-type]
     family_history_diabetes: Family | None = Field(None, description="recorded family history, if known")
     family_history_hypertension: Family | None = None
+    family_history_score: float | None = _bounded("members", "family_history_score",
+                                                  "a family-history score as the insurer records it (an examination "
+                                                  "extract's pedigree function)")
 
 
 class Questionnaire(_Strict):
-    """The application form, as the applicant answered it (self-reported)."""
+    """The application form, as the applicant answered it (self-reported). The answers may all be
+    left out when the product's model does not use them (an examination extract's model); a model
+    that does refuses the request, naming each answer it needs."""
 
     application_date: date = Field(description="the model scores as of the day after this date")
-    active_30min: bool = Field(strict=True, description="physically active at least 30 minutes a day")
-    daily_veg_fruit: bool = Field(strict=True, description="eats vegetables or fruit every day")
-    ever_bp_treatment: bool = Field(strict=True, description="ever treated for high blood pressure")
-    ever_high_glucose: bool = Field(strict=True, description="ever told of high blood glucose")
-    family_history: Family = Field(description="diabetes in the family: none, second_degree, first_degree")
-    smoker: bool = Field(strict=True)
+    active_30min: bool | None = Field(None, strict=True, description="physically active at least 30 minutes a day")
+    daily_veg_fruit: bool | None = Field(None, strict=True, description="eats vegetables or fruit every day")
+    ever_bp_treatment: bool | None = Field(None, strict=True, description="ever treated for high blood pressure")
+    ever_high_glucose: bool | None = Field(None, strict=True, description="ever told of high blood glucose")
+    family_history: Family | None = Field(None, description="diabetes in the family: none, second_degree, "
+                                                            "first_degree")
+    smoker: bool | None = Field(None, strict=True)
     waist_cm: float | None = _bounded("applications", "waist_cm", "waist circumference")
     height_cm: float | None = _bounded("applications", "height_cm", "height")
     weight_kg: float | None = _bounded("applications", "weight_kg", "weight")
+
+    def answered(self) -> bool:
+        """Whether any of the form's answers was given (the date and the measurements are not answers)."""
+        return any(getattr(self, name) is not None for name in ANSWERS)
+
+
+ANSWERS = ("active_30min", "daily_veg_fruit", "ever_bp_treatment", "ever_high_glucose", "family_history", "smoker")
 
 
 class Consultation(_Strict):
@@ -75,6 +90,10 @@ class Consultation(_Strict):
     waist_cm: float | None = _bounded("consultations", "waist_cm", "waist circumference")
     sbp_mmhg: float | None = _bounded("consultations", "sbp_mmhg", "systolic blood pressure")
     dbp_mmhg: float | None = _bounded("consultations", "dbp_mmhg", "diastolic blood pressure")
+    bmi: float | None = _bounded("consultations", "bmi", "BMI as measured, where weight and height are not given")
+    triceps_skinfold_mm: float | None = _bounded("consultations", "triceps_skinfold_mm", "triceps skinfold")
+    pregnancies: int | None = _bounded("consultations", "pregnancies", "number of pregnancies")
+    heart_rate_bpm: float | None = _bounded("consultations", "heart_rate_bpm", "pulse at the consultation")
     smoking_status: Literal["never", "former", "current"] | None = None
 
 

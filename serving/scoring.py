@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from features.build import compute_features
-from features.contracts import validate_tables
+from features.contracts import rule_message, validate_tables
 from features.custom import CUSTOM_TABLE, applicant_measurements
 from features.registry import FeatureRegistry, default_registry
-from serving.schemas import Applicant, ApplicantError, Reason, ScoreResult
+from serving.schemas import ANSWERS, Applicant, ApplicantError, Reason, ScoreResult
 from training.artifacts import LoadedModel
 from training.labels import event_records
 
@@ -59,8 +59,8 @@ class Scored:
     raw_score: float
 
 
-CONSULTATION_COLUMNS = ("date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg",
-                        "smoking_status")
+CONSULTATION_COLUMNS = ("date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
+                        "triceps_skinfold_mm", "pregnancies", "heart_rate_bpm", "smoking_status")
 LAB_COLUMNS = ("date", "test", "value", "unit")
 WEARABLE_COLUMNS = ("date", "steps", "resting_hr", "sleep_minutes", "active_minutes", "wear_minutes")
 
@@ -99,12 +99,19 @@ def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
         "enrollment_start": [q.application_date], "enrollment_end": [None],
         "family_history_diabetes": [d.family_history_diabetes],
         "family_history_hypertension": [d.family_history_hypertension],
+        "family_history_score": pd.array([d.family_history_score], dtype="Float64"),
     })
-    applications = pd.DataFrame({"member_id": [mid], **{k: [v] for k, v in q.model_dump().items()}})
+    # no answers at all: no application row, as for an extract without a questionnaire (a model that uses
+    # the answers refuses such a request first: `questionnaire_needed`)
+    answers = q.model_dump()
+    applications = pd.DataFrame({"member_id": [mid], **{k: [v] for k, v in answers.items()}})
+    if not q.answered():
+        applications = applications.iloc[:0]
     cons = applicant.consultations
     consultations = pd.DataFrame({
         "consultation_id": [str(i) for i in range(len(cons))], "member_id": _same(mid, len(cons)),
-        **_columns(cons, CONSULTATION_COLUMNS, ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg")),
+        **_columns(cons, CONSULTATION_COLUMNS, ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
+                                                "triceps_skinfold_mm", "heart_rate_bpm"), ("pregnancies",)),
         "icd10_codes": [";".join(c.icd10_codes) for c in cons], "atc_codes": [";".join(c.atc_codes) for c in cons]})
     labs = pd.DataFrame({"member_id": _same(mid, len(applicant.lab_results)),
                          **_columns(applicant.lab_results, LAB_COLUMNS, ("value",))})
@@ -142,7 +149,7 @@ def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[Applicant
                 field = _field(table, int(row["source_row"]), rule, column)
                 if (field, rule) not in seen:
                     seen.add((field, rule))
-                    errors.append(ApplicantError(field=field, rule=rule, message=f"{table} row breaks {reason}"))
+                    errors.append(ApplicantError(field=field, rule=rule, message=rule_message(table, reason)))
     if not errors and any(len(f) for f in rejected.values()):
         errors.append(ApplicantError(field="applicant.demographics", rule="member_rejected",
                                      message="the applicant's demographics were refused"))
@@ -196,9 +203,21 @@ def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> lis
     return out
 
 
+def questionnaire_needed(served: ServedModel, applicant: Applicant) -> None:
+    """A request without questionnaire answers is scored only by a model that does not use them."""
+    uses = [f for f in served.model.features if served.registry[f].source == "applications"]
+    if applicant.questionnaire.answered() or not uses:
+        return
+    raise ApplicantRejected([ApplicantError(
+        field=f"applicant.questionnaire.{name}", rule="required_by_model",
+        message=f"model {served.model_name} v{served.version} uses the questionnaire ({len(uses)} features); "
+                "give every answer") for name in ANSWERS])
+
+
 def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, today: date,
                     pepper: bytes) -> Scored:
     """Score one applicant as of the day after the application date."""
+    questionnaire_needed(served, applicant)
     tables = accepted_tables(applicant, today, pepper)
     if applicant.custom_measurements or served.model.custom_features:  # a data set's own features
         tables[CUSTOM_TABLE] = custom_table(served, applicant)

@@ -162,6 +162,10 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
     meta: dict[str, Any] = snapshot_meta(snapshot)
     registry = registry_of(meta)
     features = spec.feature_names(list(meta.get("features") or registry.names()))
+    if spec.outcome == "extract":  # `features: all` means what the extract fills: no column it never had
+        unfilled = [f for f in features if frame[f].nunique(dropna=True) < 2]
+        features = [f for f in features if f not in set(unfilled)]
+        meta = {**meta, "unfilled_features": unfilled}
     monotone = monotone_vector(features, registry.directions(), dict(spec.monotone_overrides))
     if len(frame) < spec.small_data.max_rows:  # small data: repeated k-fold (training/train_small.py)
         from training.train_small import train_small
@@ -250,6 +254,9 @@ def _log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[
              scores: dict[str, np.ndarray], pepper: bytes, notes: list[str]) -> None:
     test = parts["test"]
     y = test["label"].to_numpy(dtype=int)
+    if meta.get("unfilled_features"):
+        notes.append(f"{len(meta['unfilled_features'])} built-in features left out: the extract never fills them "
+                     f"(all missing or one value), e.g. {', '.join(meta['unfilled_features'][:5])}")
     groups = subgroup_check(test, p_test, spec)
     notes.extend(f"{SUBGROUP_NOTE}{flag}" for flag in groups.flags)
     overrides = {f: int(d) for f, d in spec.monotone_overrides.items()}

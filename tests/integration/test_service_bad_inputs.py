@@ -149,6 +149,13 @@ CASES = [
     Case("missing_product", 422, "product", "missing", delete("product")),
     Case("missing_applicant", 422, "applicant", "missing", delete("applicant")),
     # wrong types
+    # the diabetes model uses the questionnaire: a form without answers is refused, naming them (issue 15)
+    Case("questionnaire_without_answers", 422, "applicant.questionnaire.active_30min", "required_by_model",
+         applicant(lambda a: [a["questionnaire"].pop(k) for k in ("active_30min", "daily_veg_fruit",
+                                                                   "ever_bp_treatment", "ever_high_glucose",
+                                                                   "family_history", "smoker")])),
+    Case("one_answer_left_out", 422, "applicant.questionnaire.smoker", "null_required",
+         applicant(delete("questionnaire", "smoker"))),
     Case("smoker_as_text", 422, "applicant.questionnaire.smoker", "bool_type",
          applicant(set_in("sometimes", "questionnaire", "smoker"))),
     Case("steps_as_text", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "int_type",
@@ -171,16 +178,16 @@ CASES = [
          append("lab_results", lab(unit="mg/dL"))),
     Case("egfr_in_mmol_per_l", 422, f"applicant.lab_results[{N_LABS}].unit", "value_error",
          append("lab_results", lab(test="egfr", value=80, unit="mmol/L"))),
-    # impossible values
-    Case("sbp_400", 422, f"applicant.consultations[{N_CONSULTATIONS}].sbp_mmhg", "less_than_equal",
+    # impossible values: the contract's rule, as import and batch scoring apply it (issue 15)
+    Case("sbp_400", 422, f"applicant.consultations[{N_CONSULTATIONS}].sbp_mmhg", "out_of_range",
          append("consultations", consultation(sbp_mmhg=400, dbp_mmhg=80))),
-    Case("steps_minus_5", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "greater_than_equal",
+    Case("steps_minus_5", 422, f"applicant.wearable_daily[{N_WEAR}].steps", "out_of_range",
          append("wearable_daily", wear(steps=-5))),
     Case("hba1c_40_percent", 422, f"applicant.lab_results[{N_LABS}].value", "out_of_range",
          append("lab_results", lab(value=40))),
     Case("dbp_above_sbp", 422, f"applicant.consultations[{N_CONSULTATIONS}].dbp_mmhg", "out_of_range",
          append("consultations", consultation(sbp_mmhg=100, dbp_mmhg=120))),
-    Case("weight_2000_kg", 422, "applicant.questionnaire.weight_kg", "less_than_equal",
+    Case("weight_2000_kg", 422, "applicant.questionnaire.weight_kg", "out_of_range",
          applicant(set_in(2000, "questionnaire", "weight_kg"))),
     Case("applicant_aged_ten", 422, "applicant.demographics.birth_date", "out_of_range",
          applicant(set_in((APPLICATION_DATE - timedelta(days=3650)).isoformat(), "demographics", "birth_date"))),
@@ -398,7 +405,7 @@ def _names_a_field_of(body: Any, error: dict[str, Any]) -> bool:
     path = str(error.get("field"))
     if path in GATEKEEPER_FIELDS:
         return True
-    if error.get("rule") == "missing":  # the field is absent by definition; its parent is there
+    if error.get("rule") in ("missing", "null_required", "required_by_model"):  # absent: its parent is there
         path = re.sub(r"(\.[^.\[\]]+|\[\d+\]|^[^.\[\]]+)$", "", path)
     return _resolves(body, path)
 
