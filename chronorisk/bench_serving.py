@@ -2,7 +2,9 @@
 
 A champion is trained on a 5,000-member cohort into a temporary MLflow store; each service is
 started on its own (never two at once, so they do not share the two cores), warmed up with 100
-requests and measured over 2,000 at concurrency 1 and 8 by one async httpx client.
+requests and measured over 2,000 at concurrency 1 and 8 by one async httpx client. Then the
+overload case: the service with room for 2 requests in flight, 2,000 requests at concurrency 16;
+its 503s must come no slower than the bare yardstick's answers at concurrency 1 (issue 14).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from chronorisk.bench import peak_rss, write_result
 from serving.process import start_server, stop_server
 
 WARMUP, REQUESTS, CONCURRENCY = 100, 2000, (1, 8)
+OVERLOAD_SLOTS, OVERLOAD_CONCURRENCY = 2, 16
 
 
 def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str]:
@@ -56,6 +59,7 @@ def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str
 
 async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
+    statuses: list[int] = []
     errors = 0
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
         async def one(record: bool) -> None:
@@ -64,6 +68,7 @@ async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int
             r = await client.post("/score", content=body, headers=headers)
             if record:
                 latencies.append(time.perf_counter() - start)
+                statuses.append(r.status_code)
                 errors += r.status_code != 200
 
         async def run(n: int, record: bool) -> float:
@@ -80,8 +85,12 @@ async def _load(url: str, body: bytes, headers: dict[str, str], concurrency: int
         await run(WARMUP, False)
         wall = await run(REQUESTS, True)
     ms = np.array(latencies) * 1000
+    refused = ms[np.array(statuses) == 503]
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "throughput_rps": REQUESTS / wall, "wall_s": wall, "errors": errors, "requests": REQUESTS}
+            "throughput_rps": REQUESTS / wall, "wall_s": wall, "errors": errors, "requests": REQUESTS,
+            "refused_503": len(refused),
+            **({"refused_503_p50_ms": float(np.percentile(refused, 50)),
+                "refused_503_p99_ms": float(np.percentile(refused, 99))} if len(refused) else {})}
 
 
 def _measured(proc: Any, url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
@@ -111,6 +120,14 @@ def bench_serving(log: Callable[[str], None]) -> Path:
                                                                         "x-api-key": key}, c)
         finally:
             stop_server(proc)
+        log(f"overload: {OVERLOAD_SLOTS} requests in flight allowed, concurrency {OVERLOAD_CONCURRENCY}")
+        proc, url = start_server("serving.service:ChronoriskService",
+                                 {**env, "CHRONORISK_MAX_CONCURRENCY": str(OVERLOAD_SLOTS)}, tmp / "overload.log")
+        try:
+            results["overload"] = _measured(proc, url, score_body, {"content-type": "application/json",
+                                                                   "x-api-key": key}, OVERLOAD_CONCURRENCY)
+        finally:
+            stop_server(proc)
         for name, target, body in (
                 ("bare", "chronorisk.bench_services:BareYardstick", json.dumps({"row": row}).encode()),
                 ("same_features", "chronorisk.bench_services:SameFeaturesYardstick", score_body)):
@@ -122,7 +139,8 @@ def bench_serving(log: Callable[[str], None]) -> Path:
                     results[name][c] = _measured(proc, url, body, {"content-type": "application/json"}, c)
             finally:
                 stop_server(proc)
-    checks, ratios = {}, {}
+    checks: dict[str, bool] = {}
+    ratios: dict[Any, Any] = {}
     for c in CONCURRENCY:
         s, a, b = results["score"][c], results["bare"][c], results["same_features"][c]
         checks[f"c{c}_p50_at_most_1.5x_same_features"] = s["p50_ms"] <= 1.5 * b["p50_ms"]
@@ -132,10 +150,16 @@ def bench_serving(log: Callable[[str], None]) -> Path:
         ratios[c] = {"p50_vs_same_features": s["p50_ms"] / b["p50_ms"],
                      "throughput_vs_same_features": s["throughput_rps"] / b["throughput_rps"],
                      "p50_vs_bare": s["p50_ms"] / a["p50_ms"]}
-    figures = {"score": results["score"], "checks": checks, "ratios": ratios}
+    over = results["overload"]
+    checks["overload_503_p50_at_most_bare_c1_p50"] = (
+        over["refused_503"] > 0 and over["refused_503_p50_ms"] <= results["bare"][1]["p50_ms"])
+    ratios["overload_503_p50_vs_bare_c1_p50"] = over.get("refused_503_p50_ms", float("nan")) / results["bare"][1][
+        "p50_ms"]
+    figures = {"score": results["score"], "overload": over, "checks": checks, "ratios": ratios}
     return write_result("serving", "chronorisk bench --name serving",
                         {"workers": 1, "concurrency": list(CONCURRENCY), "warmup": WARMUP, "requests": REQUESTS,
-                         "applicant": "365 wearable days, 10 consultations, 8 lab results", "members_trained": 5000},
+                         "applicant": "365 wearable days, 10 consultations, 8 lab results", "members_trained": 5000,
+                         "overload": {"max_concurrency": OVERLOAD_SLOTS, "concurrency": OVERLOAD_CONCURRENCY}},
                         {"figures": figures}, {"bare": results["bare"], "same_features": results["same_features"]},
                         {"p50_vs_same_features_max": 1.5, "throughput_vs_same_features_min": 0.7,
-                         "p50_vs_bare_max": 4.0}, all(checks.values()))
+                         "p50_vs_bare_max": 4.0, "overload_503_p50_vs_bare_c1_p50_max": 1.0}, all(checks.values()))
