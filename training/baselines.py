@@ -56,11 +56,27 @@ def findrisc_band(points: pd.Series) -> pd.Series:
 LEVEL_TO_FAMILY = {0.0: "none", 1.0: "second_degree", 2.0: "first_degree"}
 
 
+QUESTIONNAIRE = ("q_active_30min", "q_daily_veg_fruit", "q_ever_bp_treatment", "q_ever_high_glucose",
+                 "q_family_history_level", "q_waist_cm", "q_bmi")
+
+
 def findrisc_from_features(features: pd.DataFrame) -> pd.Series:
-    """FINDRISC from the snapshot's questionnaire features (`q_*`) and age: the actuary's score."""
+    """FINDRISC from the snapshot's questionnaire features (`q_*`) and age: the actuary's score.
+
+    A row with no questionnaire at all (an examination extract) takes BMI and waist as measured
+    (`bmi_latest`, `waist_cm_latest`), as the paper form's nurse would; its unanswered items score
+    0. A row with a questionnaire is scored from it as given."""
     sex = np.where(features["sex_male"].to_numpy(dtype=float) == 1.0, "M", "F")
+    no_form = features[list(QUESTIONNAIRE)].isna().all(axis=1)
+
+    def measured(asked: str, taken: str) -> pd.Series:
+        if taken not in features:
+            return features[asked]
+        return features[asked].where(~no_form, features[taken])
+
     frame = pd.DataFrame({
-        "age": features["age_years"], "bmi": features["q_bmi"], "waist_cm": features["q_waist_cm"], "sex": sex,
+        "age": features["age_years"], "bmi": measured("q_bmi", "bmi_latest"),
+        "waist_cm": measured("q_waist_cm", "waist_cm_latest"), "sex": sex,
         "active_30min": features["q_active_30min"].map({1.0: True, 0.0: False}),
         "daily_veg_fruit": features["q_daily_veg_fruit"].map({1.0: True, 0.0: False}),
         "ever_bp_treatment": features["q_ever_bp_treatment"].map({1.0: True, 0.0: False}),

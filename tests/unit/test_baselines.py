@@ -45,3 +45,18 @@ def test_bands_cut_at_7_12_15_and_21():
     pts = pd.Series([6, 7, 11, 12, 14, 15, 20, 21, 26])
     assert findrisc_band(pts).tolist() == ["low", "slightly elevated", "slightly elevated", "moderate", "moderate",
                                            "high", "high", "very high", "very high"]
+
+
+def test_a_row_without_any_questionnaire_takes_bmi_and_waist_as_measured():
+    """An examination extract has no form: a 50-year-old man with BMI 31 and waist 103 cm scores
+    2 (age 45-54) + 3 (BMI > 30) + 4 (waist > 102 cm) = 9 by the published table; a row with a
+    form is scored from the form even where a measurement exists."""
+    import pandas as pd
+
+    from training.baselines import QUESTIONNAIRE, findrisc_from_features
+
+    nan = float("nan")
+    rows = pd.DataFrame({"age_years": [50.0, 50.0], "sex_male": [1.0, 1.0], "bmi_latest": [31.0, 31.0],
+                         "waist_cm_latest": [103.0, 103.0], **{q: [nan, nan] for q in QUESTIONNAIRE}})
+    rows.loc[1, ["q_bmi", "q_waist_cm", "q_active_30min", "q_daily_veg_fruit"]] = [22.0, 80.0, 1.0, 1.0]
+    assert findrisc_from_features(rows).tolist() == [9, 2]
