@@ -204,14 +204,24 @@ def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> lis
 
 
 def questionnaire_needed(served: ServedModel, applicant: Applicant) -> None:
-    """A request without questionnaire answers is scored only by a model that does not use them."""
-    uses = [f for f in served.model.features if served.registry[f].source == "applications"]
-    if applicant.questionnaire.answered() or not uses:
+    """A request without questionnaire answers is scored only by a model that does not use them, and
+    without the form's measurements: they are read with its answers, so without them they would go
+    unchecked and unused."""
+    q = applicant.questionnaire
+    if q.answered():
         return
-    raise ApplicantRejected([ApplicantError(
-        field=f"applicant.questionnaire.{name}", rule="required_by_model",
-        message=f"model {served.model_name} v{served.version} uses the questionnaire ({len(uses)} features); "
-                "give every answer") for name in ANSWERS])
+    errors: list[ApplicantError] = []
+    uses = [f for f in served.model.features if served.registry[f].source == "applications"]
+    if uses:
+        errors += [ApplicantError(field=f"applicant.questionnaire.{name}", rule="required_by_model",
+                                  message=f"model {served.model_name} v{served.version} uses the questionnaire "
+                                          f"({len(uses)} features); give every answer") for name in ANSWERS]
+    errors += [ApplicantError(field=f"applicant.questionnaire.{name}", rule="needs_answers",
+                              message="the questionnaire's measurements are read with its answers: give the answers, "
+                                      "or send measurements taken at an examination as a consultation")
+               for name in ("waist_cm", "height_cm", "weight_kg") if getattr(q, name) is not None]
+    if errors:
+        raise ApplicantRejected(errors)
 
 
 def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, today: date,

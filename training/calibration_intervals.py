@@ -81,6 +81,8 @@ def calibration_intervals(y: np.ndarray, p: np.ndarray, replicates: int = 1000, 
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(float)
     logit = _logit(p)
     slope_b, _ = weighted_recalibration(y, logit, counts)
+    events = counts @ y
+    slope_b = np.where((events > 0) & (events < n), slope_b, np.nan)  # no slope without both outcomes
     slope_pt, _ = weighted_recalibration(y, logit, np.ones((1, n)))
     oe_b = (counts @ y) / np.maximum(counts @ p, 1e-12)
     oe_pt = float(y.sum() / max(p.sum(), 1e-12))

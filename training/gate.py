@@ -30,6 +30,7 @@ from training.subgroups import check_subgroups, subgroup_table
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"
 TEST_PREDICTIONS_ARTIFACT = "evaluation/test_predictions.parquet"  # k-fold runs: the tested fit's, before refit
 CROSS_VALIDATION_ARTIFACT = "evaluation/cross_validation.json"
+MIN_COMPARED_ROWS = 30
 
 
 @dataclass
@@ -118,15 +119,45 @@ def judge(challenger: dict[str, float], champion: dict[str, float] | None, glm_a
     return ok, reasons
 
 
-def fold_comparison(client: MlflowClient, run_id: str) -> FoldComparison:
+def _rows_the_champion_did_not_see(client: MlflowClient, champion_run: str | None, challenger_run: str | None,
+                                   test: pd.DataFrame, p_challenger: np.ndarray) -> pd.DataFrame | None:
+    """Where the champion was refitted on every row of the challenger's own snapshot, its scores on
+    the challenger's test rows are in-sample. Both runs kept their tested fits' predictions on their
+    held-out rows: the rows both held out (label, ours, theirs), or None when the question does not
+    arise (another snapshot, no refit) or too few such rows remain to compare on (then say so)."""
+    if not champion_run or not challenger_run:
+        return None
+    champion = client.get_run(champion_run)
+    if champion.data.tags.get("refit_on_all_rows") != "true":
+        return None
+
+    def snapshot_of(run_id: str) -> str | None:
+        path = client.download_artifacts(run_id, "data_fingerprint.json")
+        return json.loads(Path(path).read_text()).get("snapshot_sha256")
+
+    if snapshot_of(champion_run) != snapshot_of(challenger_run):
+        return None
+    theirs = pd.read_parquet(client.download_artifacts(champion_run, TEST_PREDICTIONS_ARTIFACT))
+    ours = pd.DataFrame({"member_ref": test["member_ref"].to_numpy(), "label": test["label"].to_numpy(dtype=int),
+                         "ours": p_challenger})
+    both = ours.merge(theirs[["member_ref", "probability"]].rename(columns={"probability": "theirs"}),
+                      on="member_ref", how="inner")
+    if len(both) < MIN_COMPARED_ROWS or not 0 < both["label"].sum() < len(both):
+        raise LookupError(f"the champion was refitted on every row of this snapshot and only {len(both)} rows were "
+                          "held out by both runs: no fair AUC comparison (train the challenger with the champion's "
+                          "seed, or promote by hand with --to)")
+    return both
+
+
+def fold_comparison(client: MlflowClient, run_id: str) -> FoldComparison | None:
     """The chosen candidate against the best of the others, from the run's cross-validation record."""
     cv = json.loads(Path(client.download_artifacts(run_id, CROSS_VALIDATION_ARTIFACT)).read_text())
     folds = int(cv["folds"])
     aucs = {m: np.asarray(v, dtype=float) for m, v in cv["fold_auc"].items()}
     chosen = cv["chosen"]
     others = [m for m in aucs if m != chosen]
-    if not others:
-        return FoldComparison(chosen, float(np.nanmean(aucs[chosen])), chosen, float(np.nanmean(aucs[chosen])), 0.0)
+    if not others:  # one candidate: nothing on the folds to compare with; the GLM baseline on the test rows judges
+        return None
     other = max(others, key=lambda m: float(np.nanmean(aucs[m])))
     d = aucs[other] - aucs[chosen]
     d = d[np.isfinite(d)]
@@ -165,15 +196,24 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     if kfold and run.data.tags.get("refit_on_all_rows") == "true":
         # the registered refit has seen these rows: judge the fit that was tested on them, scored once
         held = pd.read_parquet(client.download_artifacts(challenger.run_id, TEST_PREDICTIONS_ARTIFACT))
-        if len(held) != len(test) or not (held["label"].to_numpy(dtype=int) == y).all():
+        if len(held) != len(test) or not ((held["label"].to_numpy(dtype=int) == y).all() and (
+                held["member_ref"].to_numpy() == test["member_ref"].to_numpy()).all()):
             raise LookupError(f"model {name} v{challenger.version}: its test predictions do not match its test set")
         p_chal = held["probability"].to_numpy(dtype=float)
     else:
         p_chal = probabilities(challenger_model, test)
     chal = metrics(y, p_chal)
-    champ = None
+    champ, compared_on = None, None
+    chal_vs_champ = chal
     if before is not None and before.version != challenger.version:
-        champ = metrics(y, probabilities(fetch(client, before), test))
+        champ_p = probabilities(fetch(client, before), test)
+        champ = metrics(y, champ_p)
+        unseen = _rows_the_champion_did_not_see(client, before.run_id, challenger.run_id, test, p_chal)
+        if unseen is not None:  # the champion was refitted on this very snapshot: judge both where neither looked
+            compared_on = unseen
+            chal_vs_champ = {**chal, "roc_auc": metrics(unseen["label"].to_numpy(), unseen["ours"].to_numpy())[
+                "roc_auc"]}
+            champ = metrics(unseen["label"].to_numpy(), unseen["theirs"].to_numpy())
     glm_auc = float(run.data.metrics.get("test_glm_roc_auc", float("nan")))
     folds = fold_comparison(client, challenger.run_id) if kfold else None  # decision 10, as amended by issue 15
     # small data (k-fold): calibration judged by its intervals, which replace the ECE bound
@@ -181,9 +221,14 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
     leakage = run.data.tags.get("leakage_alarm", "false") == "true"
     groups = check_subgroups(subgroup_table(test, p_chal, challenger_model.spec),
                              config.subgroups)
-    ok, reasons = judge(chal, champ, glm_auc, config, leakage, groups.flags, folds=folds, calibration=intervals)
+    ok, reasons = judge(chal_vs_champ, champ, glm_auc, config, leakage, groups.flags, folds=folds,
+                        calibration=intervals)
+    if compared_on is not None:
+        reasons.append(f"champion v{before_v} was refitted on every row of this snapshot: the AUCs are compared on "
+                       f"the {len(compared_on)} rows both runs held out, scored by their tested fits")
     verdict = Verdict(product, ok, str(challenger.version), before_v, reasons=reasons,
                       compared={"test_rows": len(y), "challenger": chal, "champion": champ, "glm_roc_auc": glm_auc,
+                                "champion_compared_on_rows": None if compared_on is None else len(compared_on),
                                 "folds": asdict(folds) if folds else None,
                                 "calibration_intervals": intervals.as_dict() if intervals else None,
                                 "subgroups_not_judged": groups.not_judged})

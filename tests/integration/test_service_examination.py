@@ -92,3 +92,14 @@ def test_a_diastolic_of_24_is_refused_with_the_import_s_rule_and_message(screeni
     assert (error["field"], error["rule"]) == ("applicant.consultations[0].dbp_mmhg", "out_of_range")
     assert error["message"] == rule_message("consultations", "out_of_range:dbp_mmhg")
     assert "24" not in error["message"]
+
+
+def test_questionnaire_measurements_without_its_answers_are_refused_not_left_unchecked(screening_server):
+    server, key, _ = screening_server
+    body = examined()
+    body["applicant"]["questionnaire"]["weight_kg"] = 9999.0  # no answers: the form's row is never read
+    answer = post(server, "/score", body, key=key)
+    assert answer.status_code == 422
+    [error] = answer.json()["errors"]
+    assert (error["field"], error["rule"]) == ("applicant.questionnaire.weight_kg", "needs_answers")
+    assert "9999" not in answer.text

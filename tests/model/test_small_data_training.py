@@ -21,7 +21,7 @@ from training.extract_snapshot import build_extract_snapshot
 from training.gate import TEST_PREDICTIONS_ARTIFACT, TEST_SET_ARTIFACT, promote
 from training.kfold import holdout
 from training.products import load_product
-from training.registry import connect, fetch, resolve
+from training.registry import alias_version, connect, fetch, resolve
 from training.snapshot import read_snapshot
 from training.train import TrainResult, train_product
 
@@ -113,6 +113,25 @@ def test_the_gate_compares_with_the_other_candidate_on_the_same_folds_and_prints
     assert not any(r.startswith("ECE") for r in verdict.reasons)
     slope = [r for r in verdict.reasons if r.startswith("calibration slope")]
     assert len(slope) == 1 and "[" in slope[0] and "rows" in slope[0]
+
+
+def test_a_challenger_is_compared_with_a_refitted_champion_only_on_rows_neither_saw(trained):
+    """The champion (the gate test's promotion) was refitted on every row of this snapshot, so on the
+    challenger's test rows it would be judged in-sample; the gate compares both tested fits on the
+    rows both held out instead: with the same seed, the whole hold-out."""
+    client = connect(trained.uri)
+    spec = load_product("byod_diabetes")
+    if alias_version(client, "byod_diabetes", "champion") is None:  # run alone: make the first version champion
+        promote(client, "byod_diabetes", spec.gate, trained.root / "promotions.jsonl",
+                to_version=trained.result.version)
+    again = train_product(spec, trained.snapshot, artifact_root=trained.root / "mlartifacts", pepper=PEPPER, seed=5)
+    verdict = promote(client, "byod_diabetes", spec.gate, trained.root / "promotions.jsonl")
+    logged = pd.read_parquet(client.download_artifacts(again.run_id, TEST_SET_ARTIFACT))
+    assert verdict.compared["champion_compared_on_rows"] == len(logged)
+    assert any("rows both runs held out" in r for r in verdict.reasons)
+    # same snapshot, seed and choices: the two tested fits are the same model, so neither beats the other
+    assert verdict.compared["champion"]["roc_auc"] == pytest.approx(verdict.compared["challenger"]["roc_auc"])
+    assert not verdict.promote
 
 
 def test_a_small_event_product_keeps_its_out_of_time_test_split(own_data, tmp_path):
