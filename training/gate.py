@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from training.artifacts import probabilities
 from training.calibration_intervals import CalibrationIntervals, calibration_intervals, interval_verdict
 from training.evaluate import metrics
+from training.kfold import fold_noise
 from training.model_card import log_model_card
 from training.products import GateConfig
 from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
@@ -159,10 +160,8 @@ def fold_comparison(client: MlflowClient, run_id: str) -> FoldComparison | None:
     if not others:  # one candidate: nothing on the folds to compare with; the GLM baseline on the test rows judges
         return None
     other = max(others, key=lambda m: float(np.nanmean(aucs[m])))
-    d = aucs[other] - aucs[chosen]
-    d = d[np.isfinite(d)]
-    noise = float(np.sqrt((1.0 / len(d) + 1.0 / (folds - 1)) * np.var(d, ddof=1))) if len(d) > 1 else float("inf")
-    return FoldComparison(chosen, float(np.nanmean(aucs[chosen])), other, float(np.nanmean(aucs[other])), noise)
+    return FoldComparison(chosen, float(np.nanmean(aucs[chosen])), other, float(np.nanmean(aucs[other])),
+                          fold_noise(aucs[other], aucs[chosen], folds))
 
 
 def append_log(path: Path, verdict: Verdict) -> None:

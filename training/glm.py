@@ -155,7 +155,7 @@ def penalised_logistic(design: np.ndarray, y: np.ndarray, c: float, bounds: list
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, features: list[str], *, c: float = 1.0, spline_knots: int = 0,
-               seed: int = 0, weight: np.ndarray | None = None, monotone: list[int] | None = None) -> LinearModel:
+               weight: np.ndarray | None = None, monotone: list[int] | None = None) -> LinearModel:
     """L2 logistic regression on imputed, standardised values (and optional splines), folded back
     into per-feature terms. `c` is scikit-learn's inverse penalty on the standardised scale.
     `monotone` (the registry's directions, as the trees get them): a feature constrained to raise

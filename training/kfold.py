@@ -43,6 +43,15 @@ class Candidate:
     fit_fixed: Callable[[np.ndarray, np.ndarray, int], Scorer]
 
 
+def fold_noise(a: list[float] | np.ndarray, b: list[float] | np.ndarray, folds: int) -> float:
+    """One corrected standard error of the mean fold-by-fold AUC difference a - b (Nadeau-Bengio)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return float("inf")
+    return float(np.sqrt((1.0 / len(d) + 1.0 / (folds - 1)) * np.var(d, ddof=1)))
+
+
 @dataclass
 class CrossValidation:
     folds: int
@@ -58,12 +67,7 @@ class CrossValidation:
         return float(np.nanmean(self.fold_auc[model]))
 
     def noise(self, a: str, b: str) -> float:
-        """One corrected standard error of the mean fold-by-fold AUC difference between a and b."""
-        d = np.asarray(self.fold_auc[a]) - np.asarray(self.fold_auc[b])
-        d = d[np.isfinite(d)]
-        if len(d) < 2:
-            return float("inf")
-        return float(np.sqrt((1.0 / len(d) + 1.0 / (self.folds - 1)) * np.var(d, ddof=1)))
+        return fold_noise(self.fold_auc[a], self.fold_auc[b], self.folds)
 
     def summary(self) -> dict[str, Any]:
         return {"folds": self.folds, "repeats": self.repeats, "chosen": self.chosen, "order": self.order,
@@ -117,7 +121,7 @@ def candidates(features: list[str], monotone: list[int], config: SmallData, para
     """The candidates, simplest first. `rounds` gives LightGBM's fixed rounds once the folds set them."""
 
     def glm(knots: int) -> Callable[[np.ndarray, np.ndarray, int], LinearModel]:
-        return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots, seed=seed,
+        return lambda x, y, seed: fit_linear(x, y, features, c=config.glm_c, spline_knots=knots,
                                              monotone=monotone)
 
     def lgb_tuned(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Scorer, int]:

@@ -47,12 +47,12 @@ from training.train import TrainResult, _input_example, _log_run, reference_prof
 
 @dataclass(frozen=True)
 class SmallFit:
-    """The small-data path's models: the fit on the development rows that the test rows judge,
-    and the deployed model (that fit, or its refit on every row)."""
+    """The small-data path's outcome: the test rows' probabilities from the fit on the development
+    rows (what the figures and the gate judge), and the deployed model (that fit, or its refit on
+    every row) with its calibration."""
 
     cv: CrossValidation
     chosen: Candidate
-    tested: Scorer
     p_test: np.ndarray
     model: Scorer
     calibrator: PlattCalibrator
@@ -69,8 +69,15 @@ def develop(x: np.ndarray, y: np.ndarray, groups: np.ndarray, features: list[str
     cv = cross_validate(x, y, groups, pool, cfg, seed, progress=progress)
     holder["rounds"] = cv.rounds
     chosen = next(c for c in pool if c.name == cv.chosen)
-    oof = out_of_fold_raw(x, y, groups, chosen, cfg.folds, seed)
-    return chosen.fit_fixed(x, y, seed), PlattCalibrator().fit(oof, y), cv, chosen  # calibrated out of fold
+    return *calibrated_fit(chosen, x, y, groups, cfg.folds, seed), cv, chosen
+
+
+def calibrated_fit(chosen: Candidate, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int
+                   ) -> tuple[Scorer, PlattCalibrator]:
+    """The candidate with its choices fixed, fitted on these rows, calibrated on out-of-fold scores
+    (never in-sample): the tested fit on the development rows and the refit on every row alike."""
+    oof = out_of_fold_raw(x, y, groups, chosen, folds, seed)
+    return chosen.fit_fixed(x, y, seed), PlattCalibrator().fit(oof, y)
 
 
 def fit_small(dev: tuple[np.ndarray, np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -84,11 +91,10 @@ def fit_small(dev: tuple[np.ndarray, np.ndarray, np.ndarray], test: tuple[np.nda
     tested, calibrator, cv, chosen = develop(x_dev, y_dev, g_dev, features, monotone, spec, params, seed, progress)
     p_test = calibrator.predict_proba(np.asarray(tested.predict(x_test, raw_score=True)))[:, 1]
     if not spec.small_data.refit_on_all_rows:
-        return SmallFit(cv, chosen, tested, p_test, tested, calibrator, False)
+        return SmallFit(cv, chosen, p_test, tested, calibrator, False)
     x_all, y_all, g_all = np.vstack([x_dev, x_test]), np.concatenate([y_dev, y_test]), np.concatenate([g_dev, g_test])
-    oof = out_of_fold_raw(x_all, y_all, g_all, chosen, spec.small_data.folds, seed)
-    return SmallFit(cv, chosen, tested, p_test, chosen.fit_fixed(x_all, y_all, seed), PlattCalibrator().fit(oof, y_all),
-                    True)
+    model, refit_calibrator = calibrated_fit(chosen, x_all, y_all, g_all, spec.small_data.folds, seed)
+    return SmallFit(cv, chosen, p_test, model, refit_calibrator, True)
 
 
 def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any], features: list[str],
