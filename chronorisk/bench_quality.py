@@ -8,6 +8,7 @@ rows, and the monitor's verdict on a same-profile and a drifted batch scored on 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chronorisk.bench import write_result
+from chronorisk.bench import peak_rss, write_result
 from chronorisk.bench_model import BENCH_STORE, LARGE_PARAMS, MEMBERS, _cohort_and_snapshot
 
 SCORED_AT = date(2025, 1, 1)
@@ -128,7 +129,7 @@ def bench_quality(log: Callable[[str], None]) -> Path:
     registry = default_registry()
     wearable = [f.name for f in registry if f.source == "wearable_daily"]
     without = spec.model_copy(update={"exclude_features": [*spec.exclude_features, *wearable]})
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as t:
+    with peak_rss(os.getpid()) as memory, tempfile.TemporaryDirectory(prefix="bench-quality-") as t:
         tmp = Path(t)
         settings = Settings(mlflow_tracking_uri=uri, mlflow_artifacts=tmp / "art")
         pepper = settings.id_pepper.get_secret_value().encode()
@@ -202,6 +203,7 @@ def bench_quality(log: Callable[[str], None]) -> Path:
     }
     figures["checks"] = checks
     figures["wall_s"] = time.perf_counter() - started
+    figures.update(memory)
     return write_result("quality", "chronorisk bench --name quality",
                         {"members": MEMBERS, "product": "diabetes", "seed": 7, "index_dates": 7,
                          "split": "member_and_time: test members (20 %) at 2018-2022, the rest train/validate "

@@ -16,6 +16,7 @@ judges the pipeline's deployed candidates on the fresh rows, as they are and shi
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from chronorisk.bench import write_result
+from chronorisk.bench import peak_rss, write_result
 from training.calibration_intervals import calibration_intervals, interval_verdict
 from training.evaluate import safe_auc
 from training.kfold import holdout, small_params
@@ -143,8 +144,9 @@ def sanity(log: Callable[[str], None]) -> dict[str, float]:
 
 def bench_small_data(log: Callable[[str], None]) -> Path:
     start = time.perf_counter()
-    sane = sanity(log)
-    a, b = scenario("a", log), scenario("b", log)
+    with peak_rss(os.getpid()) as memory:  # this process and any child: the whole bench runs in-process
+        sane = sanity(log)
+        a, b = scenario("a", log), scenario("b", log)
     targets = {
         "sanity_lightgbm_beats_logistic_on_b_at_20000": sane["lightgbm"] > sane["logistic"],
         "a_pipeline_at_least_logistic_minus_0.003": a["pipeline_minus_logistic"] >= -0.003,
@@ -159,7 +161,8 @@ def bench_small_data(log: Callable[[str], None]) -> Path:
          "coefficients": COEFS.tolist(), "model_b_extra": "1.0 * x1 * x2 + 1.5 * (x3 > 1)",
          "pipeline": "training/train_small.py fit_small with the byod_diabetes product's small_data and gate",
          "gate_judged_on": f"the {TEST_ROWS} fresh rows of each repetition"},
-        {"sanity_20000_rows_model_b": sane, "model_a": a, "model_b": b, "wall_s": time.perf_counter() - start},
+        {"sanity_20000_rows_model_b": sane, "model_a": a, "model_b": b, "wall_s": time.perf_counter() - start,
+         **memory},
         {"logistic_regression": "StandardScaler + LogisticRegression(C=1) on the same 300 rows",
          "plain_lightgbm": "lightgbm.train defaults, 100 rounds, on the same 300 rows"},
         targets, all(targets.values()))
