@@ -1,5 +1,7 @@
-"""chronorisk: the command-line entry point and the settings every stage shares.
+"""chronorisk: the namespace of the layers that are not one of the named stages.
 
-The product code lives in `features`, `training` and `serving`; this package only wires them
-to the outside world (CLI, environment), so nothing in them reads the environment itself.
+Entry points (`cli/`, `bench/`) on top; the portfolio report (`insights/`) beside serving and
+monitoring; the synthetic cohort (`synthetic/`) a data source for demos, tests and benches; what a
+model version is (`model/`); the data layer (`data/`); `settings.py` at the bottom. The README's
+layout tour draws the whole order, and tests/unit/test_layers.py holds every import to it.
 """

@@ -1,4 +1,3 @@
-"""Raw-data contracts, the synthetic cohort generator and the point-in-time feature code.
-
-Everything that turns raw records into model inputs lives here, so training and serving share it.
+"""Point-in-time feature code and the feature registry: one function per feature, shared by
+training, batch scoring and the online service.
 """

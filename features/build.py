@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.measurements import CUSTOM_TABLE, empty_measurements
 from features.consultations import consultation_features
-from features.custom import CUSTOM_TABLE, custom_features, custom_names, empty_measurements
+from features.custom import custom_features, custom_names
 from features.demographics import demographic_features
 from features.labs import lab_features
 from features.pointintime import Pairs, index_frame

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.declaration import FeatureSpec
 from features.pointintime import Pairs, count, join_before, last, maximum, mean, median, minimum
-from features.registry import FeatureSpec
 
 # ICD-10 / ATC prefixes of each flag, matched at the start of any code in the ";"-list.
 CODE_FLAGS: dict[str, tuple[str, str]] = {

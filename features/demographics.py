@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.pointintime import YEAR_DAYS, Pairs, day_numbers
-from features.registry import FeatureSpec
+from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.units import YEAR_DAYS
+from features.pointintime import Pairs, day_numbers
 
 FAMILY_LEVEL = {"none": 0.0, "second_degree": 1.0, "first_degree": 2.0}
 

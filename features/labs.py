@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.declaration import FeatureSpec
 from features.pointintime import Pairs, distinct_days, join_before, last, minimum, slope_per_year
-from features.registry import FeatureSpec
 
 WINDOW_DAYS = 1096  # three years: the look-back of values and trends, and the cap of "days since"
 

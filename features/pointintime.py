@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.units import YEAR_DAYS
+
 KEY = ["member_id", "index_date"]
-YEAR_DAYS = 365.25
 
 
 def index_frame(pairs: pd.DataFrame) -> pd.DataFrame:

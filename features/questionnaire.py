@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.declaration import FeatureSpec
 from features.demographics import levels
 from features.pointintime import Pairs, join_before, last_row
-from features.registry import FeatureSpec
 
 SPECS = [
     FeatureSpec("q_active_30min", "applications", "flag", "Says they are active at least 30 minutes a day", -1,

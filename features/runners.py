@@ -23,11 +23,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from chronorisk.data.contracts import TABLES, ContractError, refused_members, validate_tables
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.data.units import read_raw_file
 from features.build import compute_features
-from features.contracts import TABLES, ContractError, refused_members, validate_tables
-from features.pseudonym import member_refs
 from features.registry import FeatureRegistry, default_registry
-from features.units import read_raw_file
 
 # A chunk function turns one chunk's accepted tables into rows and counts to add up.
 ChunkFn = Callable[[Mapping[str, pd.DataFrame]], tuple[pd.DataFrame, dict[str, int]]]
@@ -135,7 +135,7 @@ CONTRACT_REASONS = "contract_reasons"  # the messages of the rules a member's ro
 
 def with_contract_reasons(frame: pd.DataFrame, rejected: Mapping[str, pd.DataFrame], pepper: bytes) -> pd.DataFrame:
     """frame (one row per member_id) with CONTRACT_REASONS: what a scorer refuses the member for,
-    as the service refuses an applicant whose records break a rule (features.contracts.rule_message)."""
+    as the service refuses an applicant whose records break a rule (chronorisk.data.contracts.rule_message)."""
     refused = refused_members(rejected)
     reasons = np.full(len(frame), "", dtype=object)
     if refused:  # the HMAC of every member only when some row was quarantined

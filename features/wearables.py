@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.declaration import FeatureSpec
 from features.pointintime import Pairs, count, join_before, mean, median, slope_per_year, std
-from features.registry import FeatureSpec
 
 WINDOWS = (30, 90, 365)
 

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from monitoring.profile import BinnedDistribution, ReferenceProfile, bin_counts
+from chronorisk.model.profile import BinnedDistribution, ReferenceProfile, bin_counts
 
 EMPTY_BIN_SHARE = 1e-4
 MONITOR_CONFIG = Path("experiments/monitoring.yaml")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from chronorisk.model.product import ProductSpec
+from chronorisk.model.profile import ReferenceProfile
 from chronorisk.settings import Settings
 from monitoring.drift import DriftResult, MonitorConfig, compare
-from monitoring.profile import ReferenceProfile
 from monitoring.sources import read_audit, read_batch
-from training.products import ProductSpec
 
 
 def load_reference(settings: Settings, product: str, version: str) -> tuple[str, ReferenceProfile]:
@@ -26,7 +26,7 @@ def load_reference(settings: Settings, product: str, version: str) -> tuple[str,
 def load_reference_and_spec(settings: Settings, product: str, version: str
                             ) -> tuple[str, ReferenceProfile, ProductSpec]:
     """load_reference, with the product spec the version was trained under."""
-    from training.registry import connect, fetch, resolve
+    from chronorisk.model.registry import connect, fetch, resolve
 
     client = connect(settings.mlflow_tracking_uri)
     mv = resolve(client, product, version)
@@ -35,7 +35,7 @@ def load_reference_and_spec(settings: Settings, product: str, version: str
 
 
 def ineligible_why(spec: ProductSpec) -> str:
-    """Who the product's rows leave out, in words: it follows the outcome (training/products.py)."""
+    """Who the product's rows leave out, in words: it follows the outcome (chronorisk/model/product.py)."""
     why = []
     if spec.excludes_prevalent:
         why.append(f"{spec.disease} already on record")

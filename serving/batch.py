@@ -17,21 +17,21 @@ from typing import Any
 
 import pandas as pd
 
+from chronorisk.data.contracts import extract_date_of
+from chronorisk.data.extract import EXTRACT_DIR
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.model.bundle import probabilities
+from chronorisk.model.product import ProductSpec
 from chronorisk.settings import Settings
-from features.contracts import extract_date_of
-from features.extract import EXTRACT_DIR
-from features.pseudonym import member_refs
 from features.runners import CONTRACT_REASONS, RunTotals, build_features_at, run_chunked
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
-from training.artifacts import probabilities
 from training.extract_snapshot import imported_features_at
 from training.labels import recorded_events
-from training.products import ProductSpec
 
 
 def load_served(settings: Settings, product: str, version: str) -> ServedModel:
-    from training.registry import connect, fetch, model_name, resolve
+    from chronorisk.model.registry import connect, fetch, model_name, resolve
 
     client = connect(settings.mlflow_tracking_uri)
     mv = resolve(client, product, version)
@@ -74,7 +74,7 @@ class EligibleAtDate:
     enrolled for the history the product's rows need and, for an incident outcome, without a recorded
     event before it (the training rows' rule, without the follow-up that only training knows; an
     extract's applicants need no history, and a current outcome excludes nobody for the disease:
-    training/products.py). The monitor compares these rows with the model's reference."""
+    chronorisk/model/product.py). The monitor compares these rows with the model's reference."""
 
     def __init__(self, spec: ProductSpec, index_date: date) -> None:
         self.spec, self.index_date = spec, index_date
@@ -122,7 +122,7 @@ def refused_path(out: Path) -> Path:
 def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int,
                  pepper: bytes) -> dict[str, int]:
     # A member whose records break a contract rule is refused, as the service refuses such an
-    # applicant (422), with the same messages (features.contracts.rule_message), never scored
+    # applicant (422), with the same messages (chronorisk.data.contracts.rule_message), never scored
     # without the rows; they are listed by HMAC reference beside the output.
     reasons = frame.pop(CONTRACT_REASONS) if CONTRACT_REASONS in frame else pd.Series("", index=frame.index)
     refused = (reasons != "").to_numpy(dtype=bool)

@@ -19,7 +19,7 @@ from chronorisk.settings import Settings
 
 def demo_request(settings: Settings, data_dir: Path, application_date: date = date(2022, 6, 30)) -> dict[str, Any]:
     """A /score body for the first member with wearable data, from the accepted raw tables."""
-    from features.contracts import load_raw
+    from chronorisk.data.contracts import load_raw
     from serving.examples import applicant_request
 
     raw, _ = load_raw(data_dir, pepper=settings.id_pepper.get_secret_value().encode())

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from features import units as units_module
-from features.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
-from features.units import normalize_unit
-from training.products import RiskClass
+from chronorisk.data import units as units_module
+from chronorisk.data.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
+from chronorisk.data.units import normalize_unit
+from chronorisk.model.product import RiskClass
 
 LIMITS = {"consultations": 500, "lab_results": 500, "wearable_daily": 1100}
 LAB_UNITS: dict[str, tuple[str, ...]] = {test: tuple(units) for test, units in units_module.LAB_UNITS.items()}

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.contracts import rule_message, validate_tables
+from chronorisk.data.measurements import CUSTOM_TABLE, applicant_measurements
+from chronorisk.model.bundle import LoadedModel
 from features.build import compute_features
-from features.contracts import rule_message, validate_tables
-from features.custom import CUSTOM_TABLE, applicant_measurements
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import ANSWERS, Applicant, ApplicantError, Reason, ScoreResult
-from training.artifacts import LoadedModel
 from training.labels import event_records
 
 # Where each raw table lives in the request, for error paths.

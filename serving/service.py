@@ -20,8 +20,9 @@ from fastapi import FastAPI, Header, Query
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
+from chronorisk.data.pseudonym import member_ref
+from chronorisk.model.product import load_product
 from chronorisk.settings import load_settings
-from features.pseudonym import member_ref
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
@@ -31,7 +32,6 @@ from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant
-from training.products import load_product
 
 logger = logging.getLogger("chronorisk.service")
 # FastAPI's own /docs and /openapi.json would describe only these routes: the one document is /docs.json
@@ -77,9 +77,9 @@ class ChronoriskService:
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
-        from features.codes import who_icd10
+        from chronorisk.data.codes import who_icd10
+        from chronorisk.model.registry import CHAMPION
         from serving.batch import load_served  # MLflow is imported here, off the start-up path
-        from training.registry import CHAMPION
 
         who_icd10()  # the WHO ICD-10 list is parsed once, here, not on the first request
 
@@ -247,8 +247,8 @@ class ChronoriskService:
                    x_api_key: str | None = Header(None)) -> Response:
         """The model card of the exact version answering for a product (Markdown, or HTML with ?format=html),
         as logged with its run and checked against the SHA-256 on the version's tags."""
-        from training.model_card import fetch_model_card
-        from training.registry import connect
+        from chronorisk.model.card import fetch_model_card
+        from chronorisk.model.registry import connect
 
         if not self._caller(x_api_key, None).ok:
             raise Refused(401, "header.x-api-key", "unauthorized", "a valid X-API-Key is required")
@@ -293,9 +293,9 @@ def _error(ctx: bentoml.Context, status: int, errors: list[dict[str, Any]]) -> A
 def public_load_reason(err: BaseException) -> str:
     """What a client may learn of a failed load: its kind, never the exception text, which names
     temporary folders, artifact paths and the registry's internals (the server log has it all)."""
-    from training.artifacts import ModelLoadError
+    from chronorisk.model.bundle import ModelLoadError
 
-    if type(err) is LookupError:  # training.registry.resolve: the alias points at nothing
+    if type(err) is LookupError:  # chronorisk.model.registry.resolve: the alias points at nothing
         kind = "no champion version is registered"
     elif isinstance(err, ModelLoadError):
         kind = "the registered model failed its integrity checks"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from features.contracts import load_raw
-from features.extract import import_extract
-from features.mapping import load_mapping
-from features.synthetic import load_profile, synthesize
-from features.synthetic_extract import member_snapshots, write_flat, write_relational
-from training.products import load_product
+from chronorisk.data.contracts import load_raw
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import load_mapping
+from chronorisk.model.product import load_product
+from chronorisk.synthetic.cohort import load_profile, synthesize
+from chronorisk.synthetic.extract import member_snapshots, write_flat, write_relational
 
 PEPPER = b"own-data-test-pepper"
 MEMBERS, SEED = 1_500, 3

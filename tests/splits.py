@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from training.products import ProductSpec, Split
+from chronorisk.model.product import ProductSpec, Split
 
 FIRST_WAVE = [date(2018, 1, 1), date(2019, 1, 1), date(2020, 1, 1), date(2021, 1, 1)]
 

@@ -15,10 +15,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.calibration import PlattCalibrator
+from chronorisk.model.calibration import HazardCalibrator, PlattCalibrator
 from training.evaluate import metrics
 from training.fit import Offsets, fit_booster
-from training.person_period import HazardCalibrator, baseline_logits, followup_years, person_periods, uno_c
+from training.person_period import baseline_logits, followup_years, person_periods, uno_c
 
 HAZARD = "discrete_hazard"
 DROP_CENSORED = "drop_censored"

@@ -16,15 +16,17 @@ from typing import Any
 
 import pandas as pd
 
+from chronorisk.data.contracts import read_validated
+from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.extract import read_imported
+from chronorisk.data.mapping import ExtractMapping
+from chronorisk.data.measurements import CUSTOM_TABLE, validate_measurements
+from chronorisk.model.product import ProductSpec
 from features.build import compute_features
-from features.contracts import read_validated
-from features.custom import CUSTOM_TABLE, custom_registry, validate_measurements
-from features.extract import read_imported
-from features.mapping import ExtractMapping
+from features.custom import custom_registry
 from features.pointintime import KEY
-from features.registry import FeatureRegistry, FeatureSpec
+from features.registry import FeatureRegistry
 from features.runners import stream_to_parquet, with_contract_reasons
-from training.products import ProductSpec
 from training.snapshot import SEGMENT_COLUMNS
 
 EXTRACT_SPLIT = "extract"  # every row; the trainer holds out its test rows itself (training/kfold.py)

@@ -13,7 +13,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from training.artifacts import Scorer
+from chronorisk.model.bundle import Scorer
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",

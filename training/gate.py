@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from training.artifacts import probabilities
+from chronorisk.model.bundle import probabilities
+from chronorisk.model.card import log_model_card
+from chronorisk.model.product import GateConfig
+from chronorisk.model.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
 from training.calibration_intervals import CalibrationIntervals, calibration_intervals, interval_verdict
 from training.evaluate import metrics
 from training.kfold import fold_noise
-from training.model_card import log_model_card
-from training.products import GateConfig
-from training.registry import CHALLENGER, CHAMPION, alias_version, fetch, model_name, resolve
 from training.subgroups import check_subgroups, subgroup_table
 
 TEST_SET_ARTIFACT = "evaluation/test_set.parquet"

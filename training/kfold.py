@@ -3,9 +3,9 @@ prefers the simpler model.
 
 With a few hundred applicants a single validation split is too noisy to stop, calibrate or
 choose on. Every choice is made inside the folds on the development rows only. The candidates,
-simplest first, are the GLM (training/glm.py: imputed, standardised, L2), the GLM with spline
+simplest first, are the GLM (chronorisk/model/linear.py: imputed, standardised, L2), the GLM with spline
 terms (off by default), a strongly regularised LightGBM (stopped early on an inner split of each
-fold) and the two averaged (training/blend.py). All are scored on the same repeated folds; a
+fold) and the two averaged (chronorisk/model/blend.py). All are scored on the same repeated folds; a
 more complex candidate replaces the simpler choice only when its mean fold-by-fold AUC gain
 exceeds the fold-to-fold noise: one standard error of the paired differences, with Nadeau and
 Bengio's correction for the overlap of repeated k-fold training sets (Machine Learning 2003),
@@ -25,12 +25,13 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from tqdm import tqdm
 
-from training.artifacts import Scorer
-from training.blend import Blend
+from chronorisk.model.blend import Blend
+from chronorisk.model.bundle import Scorer
+from chronorisk.model.linear import LinearModel
+from chronorisk.model.product import MODEL_FAMILIES, SmallData
 from training.evaluate import safe_auc
 from training.fit import DEFAULT_PARAMS, DETERMINISM, fit_booster
-from training.glm import LinearModel, fit_linear
-from training.products import MODEL_FAMILIES, SmallData
+from training.glm import fit_linear
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from chronorisk.model.product import ProductSpec, split_rows
 from features.consultations import code_hits
-from training.products import ProductSpec, split_rows
 
 
 @dataclass

@@ -11,16 +11,12 @@ monotone function of the one raw score: TreeSHAP explains f(x) exactly, and the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
-from training.calibration import horizon_probability
-
-YEAR_DAYS = 365.25
+from chronorisk.data.units import YEAR_DAYS
 
 
 @dataclass(frozen=True)
@@ -76,32 +72,6 @@ def baseline_logits(pp: PersonPeriods, horizon_years: int) -> np.ndarray:
         rate = min(max(rate, 1e-6), 1 - 1e-6)
         out[k] = np.log(rate / (1.0 - rate))
     return out
-
-
-class HazardCalibrator:
-    """Fits hazard_k = sigmoid(a * raw + c_k) on held-out person-period rows (weighted logistic
-    regression, unpenalised); `predict_proba` composes the horizon probability. Learned state:
-    `slope_`, `period_intercepts_` (scikit-learn's convention)."""
-
-    def __init__(self, horizon_years: int) -> None:
-        self.horizon_years = horizon_years
-
-    def fit(self, raw: np.ndarray, pp: PersonPeriods) -> HazardCalibrator:
-        k = self.horizon_years
-        x = np.column_stack([np.asarray(raw, dtype=float), np.eye(k)[pp.period]])
-        model = LogisticRegression(C=np.inf, fit_intercept=False, solver="lbfgs", max_iter=2000)
-        model.fit(x, pp.label.astype(int), sample_weight=pp.weight)
-        self.slope_ = float(model.coef_[0, 0])
-        self.period_intercepts_ = [float(c) for c in model.coef_[0, 1:]]
-        return self
-
-    def predict_proba(self, raw: np.ndarray) -> np.ndarray:
-        p = horizon_probability(raw, self.slope_, self.period_intercepts_)
-        return np.column_stack([1.0 - p, p])
-
-    def to_json(self) -> str:
-        return json.dumps({"method": "discrete_hazard", "slope": self.slope_,
-                           "period_intercepts": self.period_intercepts_}, indent=2)
 
 
 def _km_censoring(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

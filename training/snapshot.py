@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from chronorisk.model.product import ProductSpec
 from features.build import compute_features
 from features.pointintime import KEY
 from features.registry import FeatureRegistry, default_registry
 from features.runners import RunTotals, parquet_meta, run_chunked, stream_to_parquet
 from training.labels import label_index_dates
-from training.products import ProductSpec
 
 SEGMENT_COLUMNS = ["sex", "region"]
 

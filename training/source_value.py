@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from chronorisk.model.bundle import Scorer
 from features.registry import FeatureRegistry
-from training.artifacts import Scorer
 from training.evaluate import safe_auc
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from chronorisk.model.product import ProductSpec, SubgroupBounds
 from training.evaluate import age_band, metrics
-from training.products import ProductSpec, SubgroupBounds
 
 
 @dataclass

@@ -20,22 +20,22 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
+from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.model.bundle import Scorer, model_kind, sha256_file, write_bundle
+from chronorisk.model.calibration import HazardCalibrator, PlattCalibrator
+from chronorisk.model.card import log_model_card
+from chronorisk.model.product import ProductSpec
+from chronorisk.model.profile import ReferenceProfile, build_reference
+from chronorisk.model.registry import experiment, register
 from features.custom import custom_registry
-from features.pseudonym import member_refs
-from features.registry import FeatureRegistry, FeatureSpec, default_registry
-from monitoring.profile import ReferenceProfile, build_reference
+from features.registry import FeatureRegistry, default_registry
 from training import plots
-from training.artifacts import Scorer, model_kind, sha256_file, write_bundle
 from training.baselines import findrisc_from_features, fit_glm
-from training.calibration import PlattCalibrator
 from training.censored import censored_concordance, choose, fit_drop_censored, fit_hazard, followup_table
 from training.evaluate import decile_lift, metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms, fit_booster, monotone_vector
 from training.gate import TEST_SET_ARTIFACT
-from training.model_card import log_model_card
-from training.person_period import HazardCalibrator
-from training.products import ProductSpec
-from training.registry import experiment, register
 from training.snapshot import read_snapshot, snapshot_meta
 from training.subgroups import subgroup_check, subgroup_metric_names
 
@@ -54,7 +54,7 @@ class TrainResult:
     best_params: dict[str, Any]
     test_predictions: np.ndarray
     notes: list[str] = field(default_factory=list)
-    model_family: str = "LightGBM"  # what the registered version is, in words (training/model_card.py)
+    model_family: str = "LightGBM"  # what the registered version is, in words (chronorisk/model/card.py)
 
     @property
     def subgroup_flags(self) -> list[str]:

@@ -23,10 +23,13 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from features.pseudonym import member_refs
-from training.artifacts import Scorer, model_kind, write_bundle
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.model.bundle import Scorer, model_kind, write_bundle
+from chronorisk.model.calibration import PlattCalibrator
+from chronorisk.model.card import FAMILY_LABEL, log_model_card
+from chronorisk.model.product import ProductSpec
+from chronorisk.model.registry import experiment, register
 from training.baselines import findrisc_from_features, fit_glm
-from training.calibration import PlattCalibrator
 from training.evaluate import metrics, safe_auc, true_risk_ceiling
 from training.fit import DEFAULT_PARAMS, explanation_cost_ms
 from training.gate import CROSS_VALIDATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT
@@ -39,9 +42,6 @@ from training.kfold import (
     out_of_fold_raw,
     small_params,
 )
-from training.model_card import FAMILY_LABEL, log_model_card
-from training.products import ProductSpec
-from training.registry import experiment, register
 from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
 
 

@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from features.contracts import TABLES, validate_folder
+from chronorisk.data.contracts import TABLES, validate_folder
 
 Frames = dict[str, pd.DataFrame]
 

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from features.contracts import CONTRACTS, ContractError, load_raw, validate_folder
+from chronorisk.data.contracts import CONTRACTS, ContractError, load_raw, validate_folder
 
 
 def test_consultations_in_pounds_and_inches_arrive_in_kilograms_and_centimetres(

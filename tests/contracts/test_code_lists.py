@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.contracts import CONTRACTS, ContractError, load_raw, validate_folder
-from features.extract import import_extract
-from features.mapping import load_mapping
-from features.quarantine import QUARANTINE_DIR
+from chronorisk.data.contracts import CONTRACTS, ContractError, load_raw, validate_folder
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import load_mapping
+from chronorisk.data.quarantine import QUARANTINE_DIR
 
 
 @pytest.mark.parametrize(("column", "codes", "rejected"), [

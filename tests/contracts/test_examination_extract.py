@@ -12,11 +12,11 @@ from examination_fixtures import BAD_ROW, DUPLICATES, MAPPING, PEPPER, ROWS, exa
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
+from chronorisk.data.contracts import ContractError, validate_tables
+from chronorisk.data.extract import EXTRACT_DIR, import_extract
+from chronorisk.data.mapping import load_mapping, with_source
+from chronorisk.data.quarantine import QUARANTINE_DIR
 from features.build import compute_features
-from features.contracts import ContractError, validate_tables
-from features.extract import EXTRACT_DIR, import_extract
-from features.mapping import load_mapping, with_source
-from features.quarantine import QUARANTINE_DIR
 from training.extract_snapshot import imported_tables
 
 

@@ -21,8 +21,8 @@ from test_bad_rows_are_counted_per_rule import CASES, Frames, add
 from test_injected_rows_on_synthetic_cohort import PROFILE, Injector
 from test_quarantine_files import _inject as quarantine_injections
 
-from features import quarantine
-from features.contracts import read_folder, validate_tables
+from chronorisk.data import quarantine
+from chronorisk.data.contracts import read_folder, validate_tables
 
 MASKS, PANDERA = sys.maxsize, -1  # SMALL_FRAME_ROWS forcing every table one way
 EXTRACT = date(2024, 12, 31)  # the hand-made cohort's extract date
@@ -81,7 +81,7 @@ def test_masks_and_pandera_judge_the_hand_made_cohort_with_each_bad_row_alike(
 @pytest.fixture(scope="module")
 def spoilt_cohort(tmp_path_factory) -> Frames:
     """The 300-member cohort of test_injected_rows_on_synthetic_cohort, spoilt the same way."""
-    from features.synthetic import load_profile, synthesize
+    from chronorisk.synthetic.cohort import load_profile, synthesize
 
     out = tmp_path_factory.mktemp("synthetic") / "raw"
     synthesize(members=300, seed=3, out_dir=out, profile=load_profile(PROFILE), workers=1,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contracts import TABLES, validate_folder
+from chronorisk.data.contracts import TABLES, validate_folder
 
 PROFILE = Path(__file__).resolve().parents[2] / "experiments" / "profiles" / "default.yaml"
 PEPPER = b"synthetic-test-pepper"
@@ -23,7 +23,7 @@ PEPPER = b"synthetic-test-pepper"
 
 @pytest.fixture(scope="module")
 def clean_cohort(tmp_path_factory) -> Path:
-    from features.synthetic import load_profile, synthesize
+    from chronorisk.synthetic.cohort import load_profile, synthesize
 
     out = tmp_path_factory.mktemp("synthetic") / "raw"
     synthesize(members=300, seed=3, out_dir=out, profile=load_profile(PROFILE), workers=1,

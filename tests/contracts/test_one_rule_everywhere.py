@@ -12,11 +12,11 @@ from examination_fixtures import BAD_ROW, MAPPING, PEPPER, examination_extract
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
-from features.contracts import rule_message
+from chronorisk.data.contracts import rule_message
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import CustomFeature, load_mapping, with_source
+from chronorisk.data.pseudonym import member_ref
 from features.custom import custom_registry
-from features.extract import import_extract
-from features.mapping import CustomFeature, load_mapping, with_source
-from features.pseudonym import member_ref
 from features.registry import default_registry
 from features.runners import CONTRACT_REASONS, build_features_at
 from training.extract_snapshot import imported_features_at

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from examination_fixtures import MAPPING, PEPPER, examination_extract
 
-from features.extract import import_extract
-from features.mapping import load_mapping, with_source
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import load_mapping, with_source
+from chronorisk.model.product import ProductSpec, load_product
 from training.extract_snapshot import build_extract_snapshot
-from training.products import ProductSpec, load_product
 
 
 def _imported(tmp_path, positives: int):  # type: ignore[no-untyped-def]

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from own_data_fixtures import PEPPER, RAW_TABLES
 
+from chronorisk.data.contracts import load_raw
+from chronorisk.data.extract import EXTRACT_DIR, import_extract, read_imported
+from chronorisk.data.mapping import load_mapping
+from chronorisk.data.quarantine import QUARANTINE_DIR
 from features.build import compute_features
-from features.contracts import load_raw
 from features.custom import custom_registry
-from features.extract import EXTRACT_DIR, import_extract, read_imported
-from features.mapping import load_mapping
-from features.quarantine import QUARANTINE_DIR
 from features.registry import default_registry
 from training.extract_snapshot import imported_tables
 

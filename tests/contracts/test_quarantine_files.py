@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.contracts import TABLES, validate_folder
+from chronorisk.data.contracts import TABLES, validate_folder
 
 EXPECTED = {
     "members": [(5, "unknown_code:region")],

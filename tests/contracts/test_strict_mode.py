@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from features.contracts import ContractError, validate_folder
+from chronorisk.data.contracts import ContractError, validate_folder
 
 
 @pytest.fixture

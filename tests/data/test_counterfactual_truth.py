@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.synthetic import load_profile, synthesize
-from features.synthetic_counterfactual import true_risk_under
+from chronorisk.synthetic.cohort import load_profile, synthesize
+from chronorisk.synthetic.counterfactual import true_risk_under
 
 INDEX = pd.Timestamp("2022-01-01")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.synthetic import RAW_TABLES, load_profile, synthesize
-from features.synthetic_calibration import calibration_checks, read_cohort_for_calibration
+from chronorisk.synthetic.cohort import RAW_TABLES, load_profile, synthesize
+from chronorisk.synthetic.calibration import calibration_checks, read_cohort_for_calibration
 
 DEFAULT_PROFILE = Path("experiments/profiles/default.yaml")
 
@@ -148,7 +148,7 @@ def test_csv_output_holds_the_same_members_as_parquet(small_cohort, tmp_path, pr
 
 
 def test_the_clean_50k_cohort_breaks_no_contract(calibration_cohort):
-    from features.contracts import validate_folder
+    from chronorisk.data.contracts import validate_folder
 
     report = validate_folder(calibration_cohort, pepper=b"calibration-test")
     assert {name: t.rejected + t.member_rejected for name, t in report.tables.items()} == dict.fromkeys(

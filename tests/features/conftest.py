@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from features.contracts import read_folder, validate_tables
-from features.synthetic import load_profile, synthesize
+from chronorisk.data.contracts import read_folder, validate_tables
+from chronorisk.synthetic.cohort import load_profile, synthesize
 
 EXTRACT = date(2024, 12, 31)
 PEPPER = b"test-pepper"

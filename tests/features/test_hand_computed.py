@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from splits import all_complete_dates_tested, time_split
 
+from chronorisk.data.contracts import validate_tables
+from chronorisk.model.product import load_product
 from features.build import compute_features
-from features.contracts import validate_tables
 from training.labels import label_index_dates
-from training.products import load_product
 
 EXTRACT = date(2024, 12, 31)
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pandas as pd
 
+from chronorisk.data.contracts import validate_tables
 from features.build import compute_features
-from features.contracts import validate_tables
 
 EXTRACT = date(2024, 12, 31)
 PEPPER = b"test-pepper"
@@ -20,7 +20,7 @@ def _one_member(frames, member: str) -> dict[str, pd.DataFrame]:
 
 
 def test_features_from_one_applicants_records_equal_the_batch_features(feature_cohort, accepted_tables):
-    from features.contracts import read_folder
+    from chronorisk.data.contracts import read_folder
 
     raw, _ = read_folder(feature_cohort)
     members = accepted_tables["members"]["member_id"].sample(25, random_state=7).tolist()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from chronorisk.data.declaration import FeatureSpec
 from features.build import compute_features
-from features.registry import FeatureRegistry, FeatureSpec, default_registry
+from features.registry import FeatureRegistry, default_registry
 
 
 def test_every_produced_column_is_registered_and_every_entry_is_produced(accepted_tables):

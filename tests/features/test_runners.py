@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
+from chronorisk.model.product import load_product
 from features.registry import default_registry
-from training.products import load_product
 from training.snapshot import SnapshotChunk, build_snapshot, build_snapshot_dask, read_snapshot, snapshot_meta
 
 EXTRACT = date(2024, 12, 31)

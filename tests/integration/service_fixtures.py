@@ -24,14 +24,14 @@ import pandas as pd
 import psutil
 from audit_test_keys import audit_secrets_dir
 
-from features.contracts import load_raw
-from features.synthetic import load_profile, synthesize
+from chronorisk.data.contracts import load_raw
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import connect
+from chronorisk.synthetic.cohort import load_profile, synthesize
 from serving.keys import KeyStore
 from serving.process import free_port
 from serving.process import stop_server as stop_process
 from training.gate import promote
-from training.products import load_product
-from training.registry import connect
 from training.snapshot import build_snapshot
 from training.train import train_product
 

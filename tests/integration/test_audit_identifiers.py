@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from audit_test_keys import AUDIT_KEYS
 
-from features.pseudonym import member_ref
+from chronorisk.data.pseudonym import member_ref
 from serving.audit import AuditLog, AuditRecord, AuditUnavailable, utc_now
 
 CANARY_ID = "110101199003071234"  # a Chinese resident ID-card number, made up

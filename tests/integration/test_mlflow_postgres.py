@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from features.synthetic import load_profile, synthesize
-from training.products import load_product
-from training.registry import CHALLENGER, connect, fetch, resolve
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import CHALLENGER, connect, fetch, resolve
+from chronorisk.synthetic.cohort import load_profile, synthesize
 from training.snapshot import build_snapshot
 from training.train import train_product
 

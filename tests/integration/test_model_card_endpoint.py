@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from chronorisk.model.registry import CHAMPION, connect, fetch, resolve
 from training.gate import TEST_SET_ARTIFACT
-from training.registry import CHAMPION, connect, fetch, resolve
 
 
 def _get(server, path: str, key: str | None) -> httpx.Response:

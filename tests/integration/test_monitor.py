@@ -19,7 +19,7 @@ from audit_test_keys import AUDIT_KEYS
 from service_fixtures import PEPPER, REPO, service_env
 
 from chronorisk.settings import Settings
-from features.synthetic import load_profile, synthesize
+from chronorisk.synthetic.cohort import load_profile, synthesize
 from monitoring.drift import MonitorConfig
 from monitoring.monitor import run_monitor
 from serving.audit import AuditLog, AuditRecord

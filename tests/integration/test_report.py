@@ -13,11 +13,11 @@ import pytest
 from service_fixtures import EXTRACT, PEPPER, copy_store
 from typer.testing import CliRunner
 
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.insights.report import REPORT_FILE, SHAP_FILE, ReportResult, run_report
+from chronorisk.model.registry import connect, fetch, resolve
 from features.build import compute_features
-from features.pseudonym import member_refs
 from training.labels import recorded_events
-from training.registry import connect, fetch, resolve
-from training.report import REPORT_FILE, SHAP_FILE, ReportResult, run_report
 
 INDEX_DATE = date(2025, 1, 1)  # the day after the cohort's extract date: the report's default
 
@@ -43,7 +43,7 @@ def champion(report_store):
 
 def _portfolio_pairs(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Members enrolled on the index date without diabetes on record, worked out here on their own."""
-    from training.products import load_product
+    from chronorisk.model.product import load_product
 
     m = tables["members"]
     t = pd.Timestamp(INDEX_DATE)

@@ -14,14 +14,14 @@ from examination_fixtures import MAPPING, examination_extract
 from examination_fixtures import PEPPER as IMPORT_PEPPER
 from service_fixtures import PEPPER, Server, post, running_server, service_env
 
-from features.contracts import rule_message
-from features.extract import import_extract
-from features.mapping import load_mapping, with_source
+from chronorisk.data.contracts import rule_message
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import load_mapping, with_source
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import connect
 from serving.keys import KeyStore
 from training.extract_snapshot import build_extract_snapshot
 from training.gate import promote
-from training.products import load_product
-from training.registry import connect
 from training.train import train_product
 
 PRODUCT = "diabetes_screening"

@@ -17,14 +17,14 @@ import pytest
 from own_data_fixtures import PEPPER as IMPORT_PEPPER
 from service_fixtures import PEPPER, Server, post, running_server, service_env
 
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import connect, fetch, model_name, resolve
 from serving.examples import applicant_request
 from serving.keys import KeyStore
 from serving.schemas import Applicant
 from serving.scoring import score_applicant, served_from
 from training.extract_snapshot import build_extract_snapshot, imported_tables
 from training.gate import promote
-from training.products import load_product
-from training.registry import connect, fetch, model_name, resolve
 from training.train import train_product
 
 PRODUCT = "byod_diabetes"
@@ -77,8 +77,8 @@ def test_a_custom_measurement_reaches_the_model_and_its_explanation(byod_server,
 
 
 def test_the_champion_is_a_glm_bundle_and_its_explanation_is_exact(byod_server, byod_store, body):
-    from training.artifacts import GLM_FILE
-    from training.glm import LinearModel
+    from chronorisk.model.bundle import GLM_FILE
+    from chronorisk.model.linear import LinearModel
 
     client = connect(byod_store[0])
     version = resolve(client, PRODUCT, "champion")

@@ -20,8 +20,8 @@ import mlflow
 import pytest
 from service_fixtures import REPO, ModelStore, Server, post, service_env
 
+from chronorisk.model.registry import CHAMPION, connect, resolve
 from serving.examples import applicant_request
-from training.registry import CHAMPION, connect, resolve
 
 APPLICATION_DATE = date(2022, 6, 30)
 MEMBERS_SCORED = 30  # the first of them go to the batch comparison

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from features.synthetic import load_profile, synthesize
-from training.products import load_product
-from training.registry import connect
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import connect
+from chronorisk.synthetic.cohort import load_profile, synthesize
 from training.snapshot import build_snapshot
 from training.train import TrainResult, train_product
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import CHAMPION, resolve
 from training.gate import promote
-from training.products import load_product
-from training.registry import CHAMPION, resolve
 from training.train import train_product
 
 PEPPER = b"model-test-pepper"

@@ -9,11 +9,11 @@ import textwrap
 
 import pytest
 
-from monitoring.profile import build_reference
-from training.artifacts import MODEL_FILE, REFERENCE_FILE, ModelLoadError, load_bundle, sha256_file, write_bundle
-from training.calibration import PlattCalibrator
-from training.products import load_product
-from training.registry import CHALLENGER, fetch, resolve
+from chronorisk.model.bundle import MODEL_FILE, REFERENCE_FILE, ModelLoadError, load_bundle, sha256_file, write_bundle
+from chronorisk.model.calibration import PlattCalibrator
+from chronorisk.model.product import load_product
+from chronorisk.model.profile import build_reference
+from chronorisk.model.registry import CHALLENGER, fetch, resolve
 from training.train import train_product
 
 PEPPER = b"model-test-pepper"
@@ -116,7 +116,7 @@ def test_fetching_and_scoring_a_registered_version_unpickles_nothing(diabetes_sn
         events = []
         sys.addaudithook(lambda event, args: events.append(event) if event == "pickle.find_class" else None)
         import numpy as np
-        from training.registry import connect, fetch, resolve
+        from chronorisk.model.registry import connect, fetch, resolve
         client = connect({tracking_uri!r})
         model = fetch(client, resolve(client, "diabetes", {str(version.version)!r}))
         x = np.zeros((3, len(model.features)))
@@ -147,7 +147,7 @@ def linear_bundles(tmp_path):
     import lightgbm as lgb
     import numpy as np
 
-    from training.blend import Blend
+    from chronorisk.model.blend import Blend
     from training.glm import fit_linear
 
     rng = np.random.default_rng(1)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.portfolio import check_additivity, shap_values
+from chronorisk.insights.portfolio import check_additivity, shap_values
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from chronorisk.cli import app
-from training.products import load_product
+from chronorisk.model.product import load_product
 from training.train import train_product
 
 

@@ -13,15 +13,15 @@ import pytest
 from own_data_fixtures import PEPPER
 from splits import time_split
 
-from features.pseudonym import member_refs
+from chronorisk.data.pseudonym import member_refs
+from chronorisk.model.bundle import probabilities
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import alias_version, connect, fetch, resolve
 from serving.scoring import served_from
-from training.artifacts import probabilities
 from training.evaluate import safe_auc
 from training.extract_snapshot import build_extract_snapshot
 from training.gate import TEST_PREDICTIONS_ARTIFACT, TEST_SET_ARTIFACT, promote
 from training.kfold import holdout
-from training.products import load_product
-from training.registry import alias_version, connect, fetch, resolve
 from training.snapshot import read_snapshot
 from training.train import TrainResult, train_product
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from chronorisk.model.card import CARD_TAG_PREFIX, fetch_model_card
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import CHAMPION, alias_version, model_name, resolve
 from training.gate import promote
-from training.model_card import CARD_TAG_PREFIX, fetch_model_card
-from training.products import load_product
-from training.registry import CHAMPION, alias_version, model_name, resolve
 from training.train import train_product
 
 PEPPER = b"model-test-pepper"

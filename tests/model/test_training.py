@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from training.products import load_product
-from training.registry import CHALLENGER, fetch, model_name, resolve
+from chronorisk.model.product import load_product
+from chronorisk.model.registry import CHALLENGER, fetch, model_name, resolve
 from training.snapshot import read_snapshot
 from training.train import train_product
 

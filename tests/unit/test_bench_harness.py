@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from chronorisk.bench import run_measured
+from chronorisk.bench.harness import run_measured
 
 
 def test_peak_rss_sees_memory_allocated_by_a_child_process():

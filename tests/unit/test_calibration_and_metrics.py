@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import Calibration, PlattCalibrator
+from chronorisk.model.calibration import Calibration, PlattCalibrator
 from training.evaluate import calibration_slope_intercept, decile_lift, expected_calibration_error
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.synthetic_calibration import incidence_per_1000, km_median
+from chronorisk.synthetic.calibration import incidence_per_1000, km_median
 
 
 def test_incidence_is_events_per_thousand_person_years():

@@ -8,12 +8,12 @@ from datetime import date
 
 from examination_fixtures import MAPPING, PEPPER, examination_extract
 
-from features.extract import import_extract
-from features.mapping import load_mapping, with_source
+from chronorisk.data.extract import import_extract
+from chronorisk.data.mapping import load_mapping, with_source
+from chronorisk.model.product import load_product
 from monitoring.monitor import ineligible_why
 from serving.batch import EligibleAtDate
 from training.extract_snapshot import imported_tables
-from training.products import load_product
 
 SCORED_ON = date(2024, 7, 1)  # the day after the examinations of 2024-06-30
 

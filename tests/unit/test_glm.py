@@ -1,4 +1,4 @@
-"""The servable GLM (training/glm.py): the same fit as scikit-learn's textbook pipeline, exact
+"""The servable GLM (chronorisk/model/linear.py): the same fit as scikit-learn's textbook pipeline, exact
 explanations, a JSON round trip that scores bit for bit alike, and spline terms that stay flat
 beyond their outer knots."""
 
@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training.glm import LinearModel, fit_linear
+from chronorisk.model.linear import LinearModel
+from training.glm import fit_linear
 
 FEATURES = ["a", "b", "c", "d"]
 

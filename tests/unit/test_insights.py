@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorisk.insights.portfolio import segments
+from chronorisk.insights.segments import (
+    calibration_by_segment,
+    global_importance,
+    segment_importance,
+    separating_features,
+)
 from features.registry import default_registry
-from training.insights import calibration_by_segment, global_importance, segment_importance, separating_features
-from training.portfolio import segments
 
 
 def test_global_importance_is_mean_absolute_shap_highest_first():

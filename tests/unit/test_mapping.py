@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from features.mapping import load_mapping
+from chronorisk.data.mapping import load_mapping
 
 EXAMPLE = Path("experiments/mappings/example_flat.yaml")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.calibration import Calibration
-from training.person_period import HazardCalibrator, person_periods, uno_c
+from chronorisk.model.calibration import Calibration, HazardCalibrator
+from training.person_period import person_periods, uno_c
 
 
 def _rows(followup_end: list[str], label: list[int]) -> pd.DataFrame:

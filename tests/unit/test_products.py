@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chronorisk.model.product import load_product
 from training.labels import label_index_dates
-from training.products import load_product
 
 
 def _write(tmp_path: Path, name: str, mutate) -> Path:
@@ -58,7 +58,7 @@ def test_risk_class_boundaries_are_exclusive_upper_bounds():
 
 def test_a_third_product_is_yaml_alone(tmp_path, cohort, pepper):
     """Dyslipidaemia cover from a YAML file: labels come out of the same code, no new code."""
-    from features.contracts import validate_tables
+    from chronorisk.data.contracts import validate_tables
 
     def dyslipidaemia(raw: dict) -> None:
         raw.update({"name": "dyslipidaemia", "title": "Dyslipidaemia cover", "disease": "dyslipidaemia",

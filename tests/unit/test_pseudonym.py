@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from features.pseudonym import member_ref, member_refs
+from chronorisk.data.pseudonym import member_ref, member_refs
 
 
 def test_member_ref_is_hmac_sha256_as_in_rfc_4231_test_case_2():

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorisk.model.profile import binned, decile_edges
 from monitoring.drift import MonitorConfig, class_mix_drift, distribution_drift, level, load_monitor_config, psi
-from monitoring.profile import binned, decile_edges
 
 
 def test_deciles_of_0_to_99_are_9_19_to_89_and_put_ten_values_in_each_bin():

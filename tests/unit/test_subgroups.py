@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorisk.model.product import GateConfig, SubgroupBounds, load_product
 from training.gate import judge
-from training.products import GateConfig, SubgroupBounds, load_product
 from training.subgroups import check_subgroups, subgroup_table
 
 BOUNDS = SubgroupBounds(max_auc_gap=0.10, max_calibration_gap=0.03, min_rows=200, min_events=30)

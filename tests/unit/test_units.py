@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.units import (
+from chronorisk.data.units import (
     canonical_labs,
     cm_to_in,
     hba1c_mmol_mol_to_pct,

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorisk.data.contracts import validate_tables
+from chronorisk.insights.whatif import edit_tables, summarise, touched_pairs
+from chronorisk.model.product import WhatIfScenario, load_product
 from features.build import compute_features
-from features.contracts import validate_tables
-from training.products import WhatIfScenario, load_product
-from training.whatif import edit_tables, summarise, touched_pairs
 
 EXTRACT = date(2024, 12, 31)
 STEPS = WhatIfScenario(name="steps_8000", description="steps", edit="steps_at_least", value=8000)
@@ -105,7 +105,7 @@ def test_summary_counts_class_moves_and_expected_claims():
 
 
 def test_scenarios_in_the_product_yaml_are_validated():
-    from training.products import ProductSpec
+    from chronorisk.model.product import ProductSpec
 
     raw = load_product("diabetes").model_dump(mode="json")
     raw["scenarios"] = [{"name": "x", "description": "d", "edit": "steps_at_least", "value": 1, "typo": 2}]

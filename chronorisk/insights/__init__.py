@@ -1,0 +1,1 @@
+"""The portfolio report: a scored book's SHAP segments, what-if scenarios, figures and HTML page."""
