@@ -27,8 +27,10 @@ from typing import Any
 import anyio
 from pydantic_core import from_json
 
+from serving.framework_refusals import framework_refusal, json_answer
 from serving.keys import AuthResult, KeyStoreError
-from serving.redaction import current_request_id
+from serving.redaction import current_request_id, field_path
+from serving.routes import ENDPOINTS, SCORING, UNDECLARED, Endpoint, endpoint_of
 
 logger = logging.getLogger("chronorisk.gatekeeper")
 
@@ -36,23 +38,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-GUARDED = {"/score", "/score_batch", "/explain"}
-BODY_FIELDS = {"/score": {"product", "applicant"}, "/explain": {"product", "applicant"},
-               "/score_batch": {"product", "applicants"}}  # the endpoints' arguments; anything else is refused
 MAX_DEPTH = 32
 INTERNAL_HEADERS = {b"x-request-id", b"x-chronorisk-key-id", b"x-chronorisk-input-sha256"}  # set here, never by clients
-
-
-def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
-    """('applicant', 'lab_results', 2, 'value') -> 'applicant.lab_results[2].value'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _read_endpoint(path: str) -> bool:
-    return path == "/products" or path.startswith("/model_card/")
 
 
 def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -69,28 +56,6 @@ def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
     return True
 
 
-def _json_answer(start: Message) -> bool:
-    return any(k.lower() == b"content-type" and v.split(b";")[0].strip() == b"application/json"
-               for k, v in start.get("headers", []))
-
-
-FRAMEWORK_RULES = {404: ("path", "not_found", "no such endpoint or product"),
-                   405: ("method", "method_not_allowed", "this endpoint does not take this method")}
-
-
-def _framework_refusal(start: Message, request_id: str) -> tuple[Message, bytes]:
-    """A refusal the framework answered in plain text, in the shape of every other refusal (the OpenAPI
-    document's ErrorAnswer); an Allow header is kept."""
-    status = int(start["status"])
-    field, rule, message = FRAMEWORK_RULES.get(status, ("request", "refused", "the request was refused"))
-    body = json.dumps({"request_id": request_id, "status": status,
-                       "errors": [{"field": field, "rule": rule, "message": message}]}).encode()
-    allow = [(k, v) for k, v in start.get("headers", []) if k.lower() == b"allow"]
-    return {"type": "http.response.start", "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        *allow]}, body
-
-
 class Gatekeeper:
     def __init__(self, app: Callable[..., Awaitable[None]], **_: Any) -> None:
         self.app = app
@@ -103,11 +68,12 @@ class Gatekeeper:
         return bentoml.get_current_service()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _read_endpoint(scope["path"]):
-            await self._audited_read(scope, receive, send)
-            return
-        if scope["type"] != "http" or scope["path"] not in GUARDED:
+        endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:  # not HTTP, or a route declared open (serving/routes.py)
             await self.app(scope, receive, send)
+            return
+        if endpoint.guard != SCORING:
+            await self._audited_read(scope, receive, send, endpoint)
             return
         svc = self._service()
         limits = svc.settings
@@ -155,21 +121,27 @@ class Gatekeeper:
         finally:
             self._inflight -= 1
 
-    async def _audited_read(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _audited_read(self, scope: Scope, receive: Receive, send: Send, declared: Endpoint) -> None:
         """GET /products and /model_card/<product>: the answer is held until its record is committed (a 401 is
-        counted in the aggregate instead), as for the scoring endpoints; if it cannot be, the answer is a 503."""
+        counted in the aggregate instead), as for the scoring endpoints; if it cannot be, the answer is a 503.
+        A path no route declares is refused without a valid key, so a new endpoint is never open by default."""
         from serving.audit import AuditRecord, AuditUnavailable, utc_now
 
         svc = self._service()
         request_id = uuid.uuid4().hex
         current_request_id.set(request_id)
-        endpoint = "/products" if scope["path"] == "/products" else "/model_card"  # never the client's path text
+        endpoint = declared.audit_name  # never the client's path text
         product = scope["path"].removeprefix("/model_card/") if endpoint == "/model_card" else None
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            key_id = svc.keys.authenticate(headers.get("x-api-key"), None).key_id
+            auth = svc.keys.authenticate(headers.get("x-api-key"), None)
+            key_id, key_ok = auth.key_id, auth.ok
         except KeyStoreError:
-            key_id = None
+            key_id, key_ok = None, False
+        if declared is UNDECLARED and not key_ok:
+            await self._unauthenticated(send, svc, {"request_id": request_id, "endpoint": endpoint}, 401,
+                                        "header.x-api-key", "unauthorized", "a valid X-API-Key header is required")
+            return
         held: dict[str, Any] = {"body": b""}
 
         async def hold(message: Message) -> None:
@@ -181,8 +153,8 @@ class Gatekeeper:
         await self.app(scope, receive, hold)
         start = held.get("start") or {"type": "http.response.start", "status": 500, "headers": []}
         status = int(start["status"])
-        if status >= 400 and not _json_answer(start):  # the framework's plain-text refusal: a path it cannot
-            start, held["body"] = _framework_refusal(start, request_id)  # route (a newline in it), a method it lacks
+        if status >= 400 and not json_answer(start):  # the framework's plain-text refusal: a path it cannot
+            start, held["body"] = framework_refusal(start, request_id)  # route (a newline in it), a method it lacks
         ctx = {"request_id": request_id, "endpoint": endpoint}
         if status == 401:
             svc.refusals.add(endpoint, 401, "unauthorized")
@@ -265,7 +237,7 @@ class Gatekeeper:
             await self._refuse(send, svc, ctx, 422, "product", "missing" if missing else "string_type",
                                "product is required" if missing else "product must be a string")
             return
-        extra = sorted(set(payload) - BODY_FIELDS[scope["path"]])
+        extra = sorted(set(payload) - ENDPOINTS[scope["path"]].body_fields)
         if extra:
             await self._answer(send, svc, ctx, 422, [{"field": name, "rule": "extra_forbidden",
                                                       "message": "Extra inputs are not permitted"} for name in extra])

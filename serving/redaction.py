@@ -32,11 +32,16 @@ def _validation_error(exc: BaseException | None) -> ValidationError | None:
         exc = exc.__cause__ or exc.__context__
     return None
 
+def field_path(loc: list[Any] | tuple[Any, ...]) -> str:
+    """('applicant', 'lab_results', 2, 'value') -> 'applicant.lab_results[2].value'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
 
 def validation_summary(exc: ValidationError) -> str:
     """'3 validation errors: applicant.sex (literal_error), ...': field paths and rules, never input."""
-    from serving.gatekeeper import field_path
-
     parts = [f"{field_path(e['loc'])} ({e['type']})" for e in exc.errors(include_input=False, include_context=False)]
     return f"{exc.error_count()} validation error(s): " + ", ".join(parts[:20]) + (" ..." if len(parts) > 20 else "")
 

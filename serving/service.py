@@ -152,7 +152,7 @@ class ChronoriskService:
         """Score up to the configured number of applicants; each slot has its own status."""
         from pydantic import ValidationError
 
-        from serving.gatekeeper import field_path
+        from serving.redaction import field_path
 
         items: list[BatchItem] = []
         slots: list[dict[str, Any]] = []  # what the audit keeps of each applicant: pseudonym, score, features

@@ -83,9 +83,12 @@ class Calibration:
 class PeriodRows(Protocol):
     """Person-period rows as training/person_period.py builds them: year of follow-up, label, weight."""
 
-    period: np.ndarray
-    label: np.ndarray
-    weight: np.ndarray
+    @property
+    def period(self) -> np.ndarray: ...
+    @property
+    def label(self) -> np.ndarray: ...
+    @property
+    def weight(self) -> np.ndarray: ...
 
 
 class HazardCalibrator:

@@ -22,6 +22,8 @@ def answers(scoring_server, api_keys, audit_url):
         "card_unknown_product": go("GET", "/model_card/asthma", api_keys.diabetes),
         "products_no_key": go("GET", "/products", None),
         "put_score": go("PUT", "/score", api_keys.diabetes),
+        "undeclared": go("GET", "/admin/export", api_keys.diabetes),
+        "undeclared_no_key": go("GET", "/admin/export", None),
     }
     with AuditLog(audit_url) as log:
         records = {name: log.get(r.headers.get("x-request-id", "none")) for name, r in sent.items()}
@@ -45,3 +47,12 @@ def test_a_405_names_the_method_allowed(answers):
 def test_a_read_refused_before_authentication_has_no_record_of_its_own(answers):
     sent, records, _ = answers
     assert (sent["products_no_key"].status_code, records["products_no_key"]) == (401, None)
+
+
+def test_a_path_no_route_declares_is_refused_without_a_key_and_audited_with_one(answers):
+    """serving/routes.py guards by default: an undeclared path is not open to a keyless caller."""
+    sent, records, keys = answers
+    record = records["undeclared"]
+    assert (sent["undeclared_no_key"].status_code, records["undeclared_no_key"]) == (401, None)
+    assert (sent["undeclared"].status_code, record is not None and record.status_code,
+            record is not None and record.caller_key_id) == (404, 404, keys.diabetes_id)
