@@ -10,16 +10,11 @@ re-chained and truncated records. SQLite by default, PostgreSQL by URL, through 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +22,18 @@ from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Tab
 from sqlalchemy.exc import SQLAlchemyError
 
 from serving.audit_db import Transaction, create_private, deadline, make_engine, reason, remaining
+from serving.audit_record import (
+    GENESIS_HASH,
+    AuditRecord,
+    VerifyResult,
+    chain_hash,
+    from_row,
+    normalised,
+    to_row,
+    utc_now,
+)
 from serving.audit_seal import AuditKeys, CheckpointLog
+from serving.audit_verify import verify_log
 
 if TYPE_CHECKING:
     from chronorisk.settings import Settings
@@ -36,11 +42,6 @@ logger = logging.getLogger("chronorisk.audit")
 
 __all__ = ["GENESIS_HASH", "AuditLog", "AuditRecord", "AuditUnavailable", "VerifyResult", "chain_hash",
            "checkpoint_path", "open_audit_log", "utc_now"]
-
-GENESIS_HASH = "0" * 64
-"""The prev_hash of the first record: there is nothing before it to chain to."""
-
-_JSON_FIELDS = ("features", "reasons", "error")
 
 _metadata = MetaData()
 _records = Table(
@@ -74,75 +75,6 @@ class AuditUnavailable(RuntimeError):
     """The record could not be committed (or the log could not be read); the service answers 503."""
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One answer or refusal as the client saw it. Identifiers are pseudonyms or hashes, never raw."""
-
-    request_id: str
-    time: str
-    endpoint: str
-    status_code: int
-    caller_key_id: str | None
-    product: str | None
-    model_name: str | None
-    model_version: str | None
-    input_sha256: str | None
-    member_ref: str | None
-    features: dict[str, float | None] | None
-    score: float | None
-    risk_class: str | None
-    decision: str | None
-    reasons: list[dict[str, Any]] | None
-    error: dict[str, Any] | None
-    seq: int | None = None
-    prev_hash: str | None = None
-    record_hash: str | None = None
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of re-walking the chain. `checked` counts the records read, the bad one included.
-
-    `head_hash` is the last good record's hash: writing it down elsewhere (a ticket, a signed
-    report) is what lets a later check notice records cut off the end, which no chain can see.
-    """
-
-    ok: bool
-    checked: int
-    first_bad_seq: int | None
-    reason: str | None
-    head_hash: str | None = None
-    checkpoints: int = 0  # signed checkpoints that matched the chain
-    covered_seq: int | None = None  # the highest seq a checkpoint vouches for (later records: not yet signed)
-
-
-def utc_now() -> str:
-    """The current time in the form `records(since=...)` compares as text (UTC, milliseconds)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _canonical_json(value: Any) -> str:
-    # json writes floats with repr(), which round-trips every double exactly; allow_nan=False
-    # because NaN and infinity are not JSON and would not read back.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def chain_hash(record: AuditRecord, key: bytes) -> str:
-    """HMAC-SHA256 hex, under `key`, of prev_hash + canonical JSON of every field but seq and record_hash.
-
-    Canonical: keys sorted, no spaces, UTF-8, floats as repr() (exact). seq is left out so that
-    the chain, not the numbering, carries the order: renumbering rows after a deletion still
-    breaks the next record's prev_hash. Keyed, because anyone can recompute a bare SHA-256 chain
-    after editing a record; without the key no one can.
-    """
-    if record.prev_hash is None:
-        raise ValueError("chain_hash needs the record's prev_hash")
-    if not key:
-        raise ValueError("chain_hash needs the audit HMAC key")
-    body = {f.name: getattr(record, f.name) for f in fields(record) if f.name not in ("seq", "record_hash")}
-    return hmac.new(key, (record.prev_hash + _canonical_json(body)).encode("utf-8"), hashlib.sha256).hexdigest()
-
-
 def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
     """Where the signed checkpoints go: the configured file, else beside a SQLite database
     (`audit.db` -> `audit.db.checkpoints.jsonl`); a server database has no 'beside', so None."""
@@ -152,53 +84,6 @@ def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
         db = Path(url.removeprefix("sqlite:///"))
         return db.with_name(db.name + ".checkpoints.jsonl")
     return None
-
-
-def _normalised(record: AuditRecord) -> AuditRecord:
-    """The record as it will read back from the database, or ValueError for a caller's mistake.
-
-    Feature values become plain floats (numpy scalars included) and NaN becomes None, because
-    NaN is how a missing value reaches the model and JSON has no NaN. Everything else must
-    already be JSON: a record that cannot be stored exactly is refused rather than altered.
-    """
-    if not record.request_id:
-        raise ValueError("an audit record needs a request_id")
-    try:
-        stamp = datetime.fromisoformat(record.time)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"audit time {record.time!r} is not ISO 8601") from err
-    offset = stamp.utcoffset()
-    if offset is None or offset.total_seconds() != 0:
-        raise ValueError(f"audit time {record.time!r} is not UTC")
-    try:
-        features = None if record.features is None else {
-            str(k): (None if v is None or math.isnan(float(v)) else float(v)) for k, v in record.features.items()}
-        score = None if record.score is None else float(record.score)
-        out = replace(record, features=features, score=score, status_code=int(record.status_code))
-        return _from_row(_to_row(out))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"audit record {record.request_id!r} cannot be stored exactly: {err}") from err
-
-
-def _to_row(record: AuditRecord) -> dict[str, Any]:
-    # shallow: the nested fields are serialised just below, and asdict's deep copy of a 76-feature
-    # vector and the reasons cost more than the rest of the append's Python work
-    row = {f.name: getattr(record, f.name) for f in fields(record)}
-    for name in _JSON_FIELDS:
-        if row[name] is not None:
-            row[name] = _canonical_json(row[name])
-    if row["score"] is not None and not math.isfinite(row["score"]):
-        raise ValueError("score is not finite")
-    return row
-
-
-def _from_row(row: Any) -> AuditRecord:
-    values: dict[str, Any] = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
-    for name in _JSON_FIELDS:
-        if values.get(name) is not None:
-            values[name] = json.loads(values[name])
-    kwargs: dict[str, Any] = {f.name: values.get(f.name) for f in fields(AuditRecord)}
-    return AuditRecord(**kwargs)
 
 
 class AuditLog:
@@ -258,7 +143,7 @@ class AuditLog:
         if self.keys is None:
             raise ValueError("this audit log was opened without keys: it is read-only")
         key = self.keys.hmac_key
-        clean = _normalised(record)
+        clean = normalised(record)
         if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
             raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
                                    f"not answer within {self.timeout_s:g} s moments ago")
@@ -289,7 +174,7 @@ class AuditLog:
                 seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.record_hash)
                 stored = replace(clean, seq=seq, prev_hash=prev, record_hash=None)
                 stored = replace(stored, record_hash=chain_hash(stored, key))
-                conn.execute(_records.insert().values(**_to_row(stored)))
+                conn.execute(_records.insert().values(**to_row(stored)))
         except SQLAlchemyError as err:
             raise AuditUnavailable(f"audit record {clean.request_id!r} not committed: {reason(err)}") from err
         return stored
@@ -322,7 +207,7 @@ class AuditLog:
                 row = conn.execute(select(_records).where(_records.c.request_id == request_id)).first()
         except SQLAlchemyError as err:
             raise AuditUnavailable(f"audit log cannot be read: {reason(err)}") from err
-        return None if row is None else _from_row(row)
+        return None if row is None else from_row(row)
 
     def records(
         self,
@@ -351,15 +236,13 @@ class AuditLog:
             with self._engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=1000).execute(query)
                 for row in result:
-                    yield _from_row(row)
+                    yield from_row(row)
         except SQLAlchemyError as err:
             raise AuditUnavailable(f"audit log cannot be read: {reason(err)}") from err
 
     def verify(self) -> VerifyResult:
         """Re-walk the chain under the key and check it against every signed checkpoint
         (`serving.audit_verify`): the first record that breaks it, and why."""
-        from serving.audit_verify import verify_log
-
         return verify_log(self)
 
     def raw_rows(self) -> Iterator[dict[str, Any]]:

@@ -8,18 +8,26 @@ seq means the chain was rewritten after it was signed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from serving.audit_seal import public_key_id
-
-if TYPE_CHECKING:
-    from serving.audit import AuditLog, VerifyResult
+from serving.audit_record import GENESIS_HASH, VerifyResult, chain_hash, from_row
+from serving.audit_seal import AuditKeys, CheckpointLog, public_key_id
 
 
-def verify_log(log: AuditLog) -> VerifyResult:
+class VerifiableLog(Protocol):
+    """What verification reads of an audit log (serving/audit.py's AuditLog): its keys,
+    its checkpoint file and its stored rows in seq order."""
+
+    @property
+    def keys(self) -> AuditKeys | None: ...
+    @property
+    def checkpoints(self) -> CheckpointLog | None: ...
+    def raw_rows(self) -> Iterator[dict[str, Any]]: ...
+
+
+def verify_log(log: VerifiableLog) -> VerifyResult:
     """The first record or checkpoint that breaks the log, and why; ok with the counts otherwise."""
-    from serving.audit import GENESIS_HASH, VerifyResult, _from_row, chain_hash
-
     if log.keys is None:
         raise ValueError("verifying the audit chain needs its HMAC key and the checkpoints' public key")
     key = log.keys.hmac_key
@@ -38,7 +46,7 @@ def verify_log(log: AuditLog) -> VerifyResult:
             return VerifyResult(False, checked, seq,
                                 f"prev_hash does not match {what}: records deleted or reordered", head)
         try:
-            recomputed = chain_hash(_from_row(row), key)
+            recomputed = chain_hash(from_row(row), key)
         except (TypeError, ValueError) as err:
             return VerifyResult(False, checked, seq, f"stored fields unreadable: {err}", head)
         if recomputed != row["record_hash"]:
@@ -51,10 +59,8 @@ def verify_log(log: AuditLog) -> VerifyResult:
     return _against_checkpoints(log, checked, prev_seq, last_hash, heads)
 
 
-def _against_checkpoints(log: AuditLog, checked: int, last_seq: int, last_hash: str | None,
+def _against_checkpoints(log: VerifiableLog, checked: int, last_seq: int, last_hash: str | None,
                          heads: dict[int, str]) -> VerifyResult:
-    from serving.audit import VerifyResult
-
     assert log.keys is not None
     if log.checkpoints is None:
         return VerifyResult(False, checked, None, "no checkpoint file is configured: truncation and re-chaining "
