@@ -19,7 +19,7 @@ from rich.table import Table
 from chronorisk.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from chronorisk.data.quarantine import ValidationReport
+    from chronorisk.data.rejections import ValidationReport
 
 app = typer.Typer(help="chronorisk: chronic-disease risk scoring for single-disease insurance products.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)

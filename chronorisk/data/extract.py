@@ -25,12 +25,11 @@ import yaml
 
 from chronorisk.data.codes import to_who
 from chronorisk.data.contracts import CONTRACTS, ValidationReport, load_raw, validate_folder
+from chronorisk.data.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, GeneratedIds, TableMap
 from chronorisk.data.measurements import COLUMNS as CUSTOM_COLUMNS
 from chronorisk.data.measurements import CUSTOM_TABLE, empty_measurements, validate_measurements
-from chronorisk.data.mapping import AGE_UNIT, COLUMN_UNITS, ColumnMap, ExtractMapping, GeneratedIds, TableMap
-from chronorisk.data.units import YEAR_DAYS
-from chronorisk.data.quarantine import QUARANTINE_DIR
-from chronorisk.data.units import CANONICAL_UNIT, read_raw_file
+from chronorisk.data.rejections import QUARANTINE_DIR
+from chronorisk.data.units import CANONICAL_UNIT, YEAR_DAYS, read_raw_file
 
 EXTRACT_DIR = "_extract"
 MAPPING_FILE = "mapping.yaml"

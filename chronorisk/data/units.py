@@ -23,6 +23,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pandas.api.extensions import ExtensionArray
 
+from chronorisk.data.text_columns import ColumnArray, arrow_strings, text_blank, text_equals, text_fullmatch, text_in
+
 __all__ = [
     "CANONICAL_DTYPES",
     "CANONICAL_UNIT",
@@ -58,7 +60,6 @@ __all__ = [
 ]
 
 X = TypeVar("X", float, np.ndarray, pd.Series)
-ColumnArray: TypeAlias = np.ndarray | ExtensionArray  # a column's values: numpy (float, date) or pandas' array
 
 LB_TO_KG = 0.45359237  # exact, by the 1959 international yard and pound agreement
 IN_TO_CM = 2.54  # exact, same agreement
@@ -187,75 +188,10 @@ def canonical_labs(test: pd.Series | ExtensionArray, value: np.ndarray, unit: pd
 
 def _normalized_units(unit: pd.Series | ExtensionArray) -> pd.Series | np.ndarray:
     """normalize_unit of every unit string, missing staying missing (what `.str.strip().str.lower()` gives)."""
-    arrow = _arrow_strings(unit)
+    arrow = arrow_strings(unit)
     if arrow is None:
         return pd.Series(unit).str.strip().str.lower()
     return pc.utf8_lower(pc.utf8_trim_whitespace(arrow)).to_numpy()
-
-
-# --- string columns: the Arrow kernels pandas runs for them, called without pandas' fixed cost
-
-
-def text_equals(column: pd.Series | ColumnArray, text: str) -> np.ndarray:
-    """`column == text` as a numpy mask (missing is not equal)."""
-    arrow = _arrow_strings(column)
-    if arrow is None:
-        return (pd.Series(column, copy=False) == text).to_numpy(dtype=bool, na_value=False)
-    return pc.fill_null(pc.equal(arrow, _arrow_scalar(text, arrow.type)), _FALSE).to_numpy()
-
-
-def text_in(column: pd.Series | ColumnArray, texts: tuple[str, ...]) -> np.ndarray:
-    """`column.isin(texts)` as a numpy mask (missing is not in)."""
-    arrow = _arrow_strings(column)
-    if arrow is None:
-        return pd.Series(column, copy=False).isin(texts).to_numpy(dtype=bool)
-    return np.asarray(pc.is_in(arrow, value_set=_arrow_set(texts, arrow.type)), dtype=bool)
-
-
-def text_fullmatch(column: pd.Series | ColumnArray, pattern: str) -> np.ndarray:
-    """`column.str.fullmatch(pattern)` as a numpy mask (missing does not match).
-
-    An Arrow-backed column is matched by RE2, as pandas matches it for a pattern without \\s, \\d,
-    \\w, \\b, $ or lookarounds (which it hands to Python's re), less pandas' re-parse of the pattern on
-    every call (~0.15 ms).
-    """
-    arrow = _arrow_strings(column)
-    if arrow is None:
-        return pd.Series(column, copy=False).str.fullmatch(pattern).to_numpy(dtype=bool, na_value=False)
-    return pc.fill_null(pc.match_substring_regex(arrow, options=_anchored(pattern)), _FALSE).to_numpy()
-
-
-def _arrow_strings(column: pd.Series | ColumnArray) -> pyarrow.ChunkedArray | None:
-    """The Arrow array behind a pyarrow-backed string column (canonical "str"), else None.
-
-    pandas runs its `.str` methods, comparisons and isin on such a column with Arrow's kernels;
-    calling them directly gives the same values without pandas' fixed cost per call (~0.05 ms),
-    which is most of the work on one applicant's handful of rows.
-    """
-    values = column.array if isinstance(column, pd.Series) else column
-    if isinstance(values, ExtensionArray) and isinstance(values.dtype, pd.StringDtype) \
-            and values.dtype.storage == "pyarrow":
-        return values.__arrow_array__()
-    return None
-
-
-# Made once: converting a Python value costs each kernel call ~0.01 ms.
-_FALSE = pyarrow.scalar(False)
-
-
-@functools.lru_cache(maxsize=1024)
-def _arrow_scalar(text: str, arrow_type: pyarrow.DataType) -> pyarrow.Scalar:
-    return pyarrow.scalar(text, type=arrow_type)
-
-
-@functools.lru_cache(maxsize=256)
-def _arrow_set(texts: tuple[str, ...], arrow_type: pyarrow.DataType) -> pyarrow.Array:
-    return pyarrow.array(texts, type=arrow_type)
-
-
-@functools.lru_cache(maxsize=64)
-def _anchored(pattern: str) -> pc.MatchSubstringOptions:
-    return pc.MatchSubstringOptions(f"^(?:{pattern})$")  # what fullmatch anchors it to
 
 
 # --- raw values of any input dtype to the canonical dtype of their kind
@@ -314,7 +250,7 @@ def parse_values(s: pd.Series, kind: str, *, blank_is_missing: bool = False) -> 
         return pd.arrays.BooleanArray(is_true, ~(is_true | is_false)), _present(s) & ~(is_true | is_false)
     text = s if s.dtype == "str" else s.astype("str")
     if blank_is_missing:
-        blank = _blank(text)
+        blank = text_blank(text)
         if blank.any():
             text = text.where(~blank)
     if kind == "codes" and text.array.isna().any():
@@ -331,17 +267,6 @@ def has_default_index(frame: pd.Series | pd.DataFrame) -> bool:
 def _own(values: np.ndarray) -> np.ndarray:
     """values, copied unless to_numpy made them: where it does not copy, pandas hands out a read-only view."""
     return values if values.flags.owndata and values.flags.writeable else values.copy()
-
-
-def _blank(text: pd.Series) -> np.ndarray:
-    """Where a string is empty or only whitespace (`text.str.strip() == ""`; missing is not blank)."""
-    arrow = _arrow_strings(text)
-    if arrow is None:
-        return (text.str.strip() == "").to_numpy(dtype=bool, na_value=False)
-    blank = pc.equal(pc.utf8_trim_whitespace(arrow), _arrow_scalar("", arrow.type))
-    if not pc.any(blank).as_py():
-        return np.zeros(len(text), dtype=bool)
-    return pc.fill_null(blank, _FALSE).to_numpy()
 
 
 @functools.cache

@@ -42,8 +42,8 @@ from chronorisk.synthetic.records import (
     members_table,
     pop_rows,
     stop_t,
-    wearables_table,
 )
+from chronorisk.synthetic.wearables import wearables_table
 
 __all__ = ["BLOCK", "RAW_TABLES", "SynthSummary", "load_profile", "simulate_block", "synthesize"]
 

@@ -17,7 +17,7 @@ import pytest
 from chronorisk.data.contracts import CONTRACTS, ContractError, load_raw, validate_folder
 from chronorisk.data.extract import import_extract
 from chronorisk.data.mapping import load_mapping
-from chronorisk.data.quarantine import QUARANTINE_DIR
+from chronorisk.data.rejections import QUARANTINE_DIR
 
 
 @pytest.mark.parametrize(("column", "codes", "rejected"), [

@@ -15,7 +15,7 @@ from chronorisk.cli import app
 from chronorisk.data.contracts import ContractError, validate_tables
 from chronorisk.data.extract import EXTRACT_DIR, import_extract
 from chronorisk.data.mapping import load_mapping, with_source
-from chronorisk.data.quarantine import QUARANTINE_DIR
+from chronorisk.data.rejections import QUARANTINE_DIR
 from features.build import compute_features
 from training.extract_snapshot import imported_tables
 

@@ -15,7 +15,7 @@ from own_data_fixtures import PEPPER, RAW_TABLES
 from chronorisk.data.contracts import load_raw
 from chronorisk.data.extract import EXTRACT_DIR, import_extract, read_imported
 from chronorisk.data.mapping import load_mapping
-from chronorisk.data.quarantine import QUARANTINE_DIR
+from chronorisk.data.rejections import QUARANTINE_DIR
 from features.build import compute_features
 from features.custom import custom_registry
 from features.registry import default_registry
