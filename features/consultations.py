@@ -2,7 +2,7 @@
 
 Diagnosis and medication flags are "ever recorded before the index date"; a member with no
 consultation before it has NaN flags (unknown), not zeros, and coverage features say so. Counts,
-history lengths and "days since" live within fixed windows (design.md decision 22), so they do
+history lengths and "days since" live within fixed windows, so they do
 not grow with the calendar as a member's history lengthens.
 """
 

@@ -3,7 +3,8 @@
 Values arrive in canonical units (the contracts converted them), so one HbA1c in mmol/mol and
 the next in % make one series. Values and trends read the last three years only, and "days
 since" is capped there (3 years or more reads as 1,096), so no feature grows with the calendar
-as histories lengthen (design.md decision 22); never measured stays NaN, apart from long ago.
+as histories lengthen (a model trained on old rows would else meet larger values in service);
+never measured stays NaN, apart from long ago.
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ def demo_request(settings: Settings, data_dir: Path, application_date: date = da
     from serving.examples import applicant_request
 
     raw, _ = load_raw(data_dir, pepper=settings.id_pepper.get_secret_value().encode())
-    tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
-                                                    "wearable_daily")}
+    tables = raw.frames()
     wear = tables["wearable_daily"]
     t = application_date
     members = tables["members"]

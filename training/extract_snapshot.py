@@ -47,8 +47,7 @@ def imported_tables_and_rejects(data_dir: Path, pepper: bytes
     ranges = {name: c.range for name, c in mapping.custom_features.items()}
     accepted, custom_rejected = validate_measurements(custom, ranges,
                                                       pd.Index(raw.members["member_id"].astype("str")), pepper)
-    tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
-                                                    "wearable_daily")}
+    tables = raw.frames()
     tables[CUSTOM_TABLE] = accepted
     return tables, {**rejected, CUSTOM_TABLE: custom_rejected}, mapping.custom_specs(), report
 

@@ -4,7 +4,8 @@ The label is the first qualifying *recorded* event in [t, t + horizon). A member
 before t is prevalent and excluded. A member followed for less than the horizon without an
 event (left the book, or the extract ends) is kept under the `member_and_time` split with the
 date their follow-up ends (`followup_end`, `complete` false), so the censoring-aware model learns
-from every observed year (design.md decision 21); under the first wave's `time` split such a
+from every observed year (the split is `chronorisk/model/product.py` SplitSpec);
+under the first wave's `time` split such a
 row is dropped and counted, never silently labelled negative.
 """
 

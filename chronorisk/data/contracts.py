@@ -181,6 +181,10 @@ class RawTables:
     wearable_daily: pd.DataFrame
     extract_date: date
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every table by name, in TABLES order: what the feature function takes."""
+        return {name: getattr(self, name) for name in TABLES}
+
 
 def validate_tables(frames: Mapping[str, pd.DataFrame], *, extract_date: date, pepper: bytes,
                     ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], ValidationReport]:

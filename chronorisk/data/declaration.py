@@ -14,7 +14,7 @@ DIRECTIONS = (-1, 0, 1)
 # What a feature describes. `measurement`: the member's health or behaviour. `coverage`: how much
 # data there is (days worn, consultations a year, history length). `testing_pattern`: when or how
 # often a test was done. The last two describe the record, not the member, so they are never
-# reasons (design.md decision 12) and a monitor reads their drift as a change in data collection.
+# reasons (an applicant cannot change how often they were tested) and a monitor reads their drift as a change in data collection.
 KINDS = ("measurement", "coverage", "testing_pattern")
 AS_RECORDED = "as_recorded"  # fmt of a measurement whose precision the data set fixes (custom features)
 

@@ -2,7 +2,8 @@
 
 A portfolio is either every member of a raw folder enrolled on one index date (built here, in
 member chunks, with the scenarios' edited features in the same pass) or a features parquet
-written by `features build` or `score --data` (design.md decision 17). SHAP values come from
+written by `features build` or `score --data`, through the one feature function (`features/build.py`).
+SHAP values come from
 LightGBM's own TreeSHAP (`pred_contrib`) in chunks, and must add up to the raw score.
 """
 

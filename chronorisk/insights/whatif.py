@@ -2,7 +2,7 @@
 
 A scenario (named in the product YAML) is an edit of accepted raw tables, never a sum of SHAP
 values: the one feature function sees the edited records and the model scores the result, so
-interactions and the calibration's curvature are in the answer (design.md decision 16).
+interactions and the calibration's curvature are in the answer.
 Members whose records the edit does not touch keep their score exactly.
 """
 

@@ -71,7 +71,8 @@ class Split(_Strict):
     `time` (the first wave's split): whole index dates go to one part, in time order. With a
     horizon of several years this only works if rows without full follow-up are dropped, and a
     member's training row at a later date shares events with their test row at an earlier one.
-    `member_and_time` (design.md decision 21): members are drawn into test and validation by a
+    `member_and_time`, so that no member's events sit on both sides of the split: members are
+    drawn into test and validation by a
     keyed hash of their id; training members give every index date (partially followed rows
     count, through the censoring-aware model), validation members every date too (early stopping
     and the hazard calibration), and test members only the `test` dates, which must have complete
@@ -165,7 +166,8 @@ class SmallData(_Strict):
 
 class WhatIfScenario(_Strict):
     """A named what-if for the portfolio report: an edit of raw records, re-featured and re-scored
-    (design.md decision 16). `steps_at_least`: every wearable day under `value` steps gets `value`;
+    (`chronorisk/insights/whatif.py`; a sum of SHAP values would miss interactions and the
+    calibration's curvature). `steps_at_least`: every wearable day under `value` steps gets `value`;
     `bmi_change`: every recorded weight moves so that BMI changes by `value` kg/m2."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -368,6 +370,3 @@ def load_product(name_or_path: str | Path, products_dir: Path = PRODUCTS_DIR) ->
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors())
         raise ValueError(f"{path}: {problems}") from None
 
-
-def known_products(products_dir: Path = PRODUCTS_DIR) -> list[str]:
-    return sorted(p.stem for p in products_dir.glob("*.yaml"))

@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from chronorisk.data.contracts import TABLES
 from chronorisk.data.units import YEAR_DAYS
 from chronorisk.synthetic.population import (
     DAY0,
@@ -49,8 +50,7 @@ __all__ = ["BLOCK", "RAW_TABLES", "SynthSummary", "load_profile", "simulate_bloc
 
 BLOCK = 1000
 GENERATOR_VERSION = "2"  # 2: lab panels of partly covered member-years scaled by the covered share
-RAW_TABLES = ("members", "applications", "consultations", "lab_results", "wearable_daily")
-TRUTH_TABLES = ("members", "yearly")
+RAW_TABLES = TABLES  # the contracts' tables, the ones the generator writes
 HORIZONS = (1, 3, 5)
 
 

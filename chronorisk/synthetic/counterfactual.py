@@ -3,7 +3,7 @@
 The generator is deterministic per block of members (chronorisk/synthetic/cohort.py), so the latent
 population behind a synthetic folder can be drawn again from its `_manifest.json`; a scenario
 then edits the latent state from the index date on and the hazard is integrated over the horizon
-exactly as `_truth/yearly.parquet` was (design.md decision 24). The model's what-if edits the
+exactly as `_truth/yearly.parquet` was (`chronorisk/synthetic/population.py`). The model's what-if edits the
 records and predicts recorded events; this says what would truly happen to onset, so the two
 are compared as relative changes. Synthetic data only: an import has no latent state.
 

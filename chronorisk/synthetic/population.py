@@ -10,7 +10,7 @@ integral of the hazard (no realised future path enters it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -356,6 +356,3 @@ def observed_pressure(pop: Population, t: np.ndarray, dx_t: np.ndarray) -> tuple
     dbp = 0.55 * sbp + 12.0 + pop.dbp_offset
     return sbp, dbp
 
-
-def population_fields() -> list[str]:
-    return [f.name for f in fields(Population)]
