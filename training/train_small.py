@@ -42,7 +42,7 @@ from training.kfold import (
     out_of_fold_raw,
     small_params,
 )
-from training.train import TrainResult, _input_example, _log_run, reference_profile, registry_of
+from training.run_record import TrainResult, input_example, log_run, reference_profile, registry_of
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
                          f"scored once on the {len(test)} held-out rows")
         cost = explanation_cost_ms(model, x_test[0])
         parts = {"train": dev, "validation": dev.iloc[:0], "test": test}
-        _log_run(spec, snapshot, frame, meta, parts, features, monotone, model,
+        log_run(spec, snapshot, frame, meta, parts, features, monotone, model,
                  {**chosen_params, "num_boost_round": cv.rounds}, seed, m_model, m_glm, findrisc_auc, ceiling, cost,
                  p_test, scores, pepper, notes)
         summary = cv.summary()
@@ -158,7 +158,7 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
             with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
                 reference = reference_profile(spec, dev, features, model, calibrator)
                 hashes = write_bundle(Path(tmp), model, calibrator, features, monotone, spec, reference, custom)
-                example = _input_example(dev, features)
+                example = input_example(dev, features)
                 out_example = calibrator.predict_proba(np.asarray(model.predict(example.to_numpy(), raw_score=True)))
                 mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
                               {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",

@@ -1,7 +1,7 @@
 """`chronorisk monitor` against the session champion's reference profile, through the real CLI.
 
 A population drawn from the default profile and scored the day after its extract (the reference
-is the training rows closest to deployment, `training/train.py` reference_profile) passes;
+is the training rows closest to deployment, `training/run_record.py` reference_profile) passes;
 one drawn from `older_less_active.yaml`
 (older, less active) is flagged on age, activity and the score, and the command exits non-zero.
 The same scored rows read back from the audit log give the same verdict as the batch file.

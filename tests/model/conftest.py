@@ -10,8 +10,9 @@ import pytest
 from chronorisk.model.product import load_product
 from chronorisk.model.registry import connect
 from chronorisk.synthetic.cohort import load_profile, synthesize
+from training.run_record import TrainResult
 from training.snapshot import build_snapshot
-from training.train import TrainResult, train_product
+from training.train import train_product
 
 EXTRACT = date(2024, 12, 31)
 PEPPER = b"model-test-pepper"

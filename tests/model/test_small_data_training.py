@@ -22,8 +22,9 @@ from training.evaluate import safe_auc
 from training.extract_snapshot import build_extract_snapshot
 from training.gate import TEST_PREDICTIONS_ARTIFACT, TEST_SET_ARTIFACT, promote
 from training.kfold import holdout
+from training.run_record import TrainResult
 from training.snapshot import read_snapshot
-from training.train import TrainResult, train_product
+from training.train import train_product
 
 
 @dataclass(frozen=True)
