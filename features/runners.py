@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from chronorisk.data.contracts import TABLES, ContractError, refused_members, validate_tables
+from chronorisk.data.enrolment import enrolled_on
 from chronorisk.data.pseudonym import member_refs
 from chronorisk.data.units import read_raw_file
 from features.build import compute_features
@@ -205,9 +206,7 @@ class FeaturesAtDate:
     def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
         members = tables["members"]
         t = pd.Timestamp(self.index_date)
-        end = members["enrollment_end"]
-        enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool,
-                                                                                          na_value=False)
+        enrolled = enrolled_on(members, t)
         pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
         features = compute_features(tables, pairs, self.registry)
         return features.sort_values(["member_id"], kind="stable", ignore_index=True), {

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from chronorisk.data.contracts import extract_date_of
+from chronorisk.data.enrolment import enrolled_on
 from chronorisk.data.extract import EXTRACT_DIR
 from chronorisk.data.pseudonym import member_refs
 from chronorisk.model.bundle import probabilities
@@ -82,9 +83,7 @@ class EligibleAtDate:
     def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
         members = tables["members"]
         t = pd.Timestamp(self.index_date)
-        start, end = members["enrollment_start"], members["enrollment_end"]
-        history = t - pd.Timedelta(days=self.spec.min_history_days)
-        ok = ((start <= history) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+        ok = enrolled_on(members, t, joined_by=t - pd.Timedelta(days=self.spec.min_history_days))
         first = recorded_events(tables, self.spec).reindex(members["member_id"])
         prevalent = (pd.to_datetime(first) < t).to_numpy(dtype=bool, na_value=False) & self.spec.excludes_prevalent
         return pd.DataFrame({"member_id": members["member_id"].to_numpy(), "eligible": ok & ~prevalent}), {}

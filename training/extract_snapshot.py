@@ -18,6 +18,7 @@ import pandas as pd
 
 from chronorisk.data.contracts import read_validated
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.enrolment import enrolled_on
 from chronorisk.data.extract import read_imported
 from chronorisk.data.mapping import ExtractMapping
 from chronorisk.data.measurements import CUSTOM_TABLE, validate_measurements
@@ -111,8 +112,7 @@ def imported_features_at(data_dir: Path, index_date: date, registry: FeatureRegi
     tables, rejected, _, _ = imported_tables_and_rejects(data_dir, pepper)
     members = tables["members"]
     t = pd.Timestamp(index_date)
-    end = members["enrollment_end"]
-    enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+    enrolled = enrolled_on(members, t)
     pairs = pd.DataFrame({"member_id": members.loc[enrolled, "member_id"], "index_date": t})
     features = compute_features(tables, pairs, registry).sort_values("member_id", kind="stable", ignore_index=True)
     return with_contract_reasons(features, rejected, pepper) if contract_reasons else features

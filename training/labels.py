@@ -19,6 +19,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.enrolment import enrolled_on
 from chronorisk.model.product import ProductSpec, split_rows
 from features.consultations import code_hits
 
@@ -131,8 +132,7 @@ def label_index_dates(tables: Mapping[str, pd.DataFrame], spec: ProductSpec,
         m = members.assign(index_date=t)
         counts.candidates += len(m)
         start = m["enrollment_start"]
-        end = m["enrollment_end"]
-        enrolled = ((start <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool, na_value=False)
+        enrolled = enrolled_on(m, t)
         counts.not_enrolled += int((~enrolled).sum())
         history = (start <= t - pd.Timedelta(days=spec.exclusions.min_history_days)).to_numpy(dtype=bool,
                                                                                                na_value=False)

@@ -19,21 +19,38 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from chronorisk.data.declaration import FeatureSpec
 from chronorisk.data.pseudonym import member_refs
 from chronorisk.model.bundle import Scorer, model_kind, sha256_file
-from chronorisk.model.calibration import HazardCalibrator, PlattCalibrator
+from chronorisk.model.card import FAMILY_LABEL
 from chronorisk.model.product import ProductSpec
-from chronorisk.model.profile import ReferenceProfile, build_reference
-from features.custom import custom_registry
-from features.registry import FeatureRegistry, default_registry
 from training import plots
-from training.evaluate import decile_lift
-from training.fit import DEFAULT_PARAMS
+from training.baselines import findrisc_from_features, fit_glm
+from training.evaluate import decile_lift, metrics, safe_auc, true_risk_ceiling
+from training.fit import DEFAULT_PARAMS, explanation_cost_ms
 from training.gate import TEST_SET_ARTIFACT
 from training.subgroups import subgroup_check, subgroup_metric_names
 
-SUBGROUP_NOTE = "SUBGROUP GAP: "
+SUBGROUP_NOTE = "SUBGROUP GAP: "  # how a gap reads among the run's notes
+
+
+@dataclass
+class Evaluation:
+    """One fitted model judged on the test rows beside its baselines, however it was trained: what
+    `log_run` records and `TrainResult` returns."""
+
+    model: Scorer
+    features: list[str]
+    monotone: list[int]
+    params: dict[str, Any]  # the parameters as chosen (the k-fold path adds its rounds)
+    seed: int
+    test: dict[str, float]
+    glm: dict[str, float]
+    findrisc_auc: float | None
+    ceiling: dict[str, Any]
+    explanation_ms: float
+    p_test: np.ndarray
+    scores: dict[str, np.ndarray]  # the ROC plot's curves: the model's, the GLM's and FINDRISC's
+    notes: list[str]
 
 
 @dataclass
@@ -49,11 +66,35 @@ class TrainResult:
     test_predictions: np.ndarray
     notes: list[str] = field(default_factory=list)
     model_family: str = "LightGBM"  # what the registered version is, in words (chronorisk/model/card.py)
+    subgroup_flags: list[str] = field(default_factory=list)  # gaps beyond their bounds, for the gate
 
-    @property
-    def subgroup_flags(self) -> list[str]:
-        """The run's subgroup gaps beyond their bounds, as `log_run` noted them (both training paths)."""
-        return [n.removeprefix(SUBGROUP_NOTE) for n in self.notes if n.startswith(SUBGROUP_NOTE)]
+    @classmethod
+    def of(cls, run_id: str, version: str | None, ev: Evaluation, subgroup_flags: list[str]) -> TrainResult:
+        return cls(run_id, version, ev.test, ev.glm, ev.findrisc_auc, ev.ceiling, ev.explanation_ms,
+                   {**DEFAULT_PARAMS, **ev.params}, ev.p_test, ev.notes, FAMILY_LABEL[model_kind(ev.model)],
+                   subgroup_flags)
+
+
+def evaluate(spec: ProductSpec, meta: dict[str, Any], model: Scorer, p_test: np.ndarray, test: pd.DataFrame,
+             glm_rows: tuple[np.ndarray, np.ndarray], *, features: list[str], monotone: list[int],
+             params: dict[str, Any], seed: int, notes: list[str], model_label: str,
+             glm_label: str) -> Evaluation:
+    """The model's test figures beside the GLM's (fitted on `glm_rows`) and FINDRISC's on the same
+    rows, the true-risk ceiling where generator truth exists (an event outcome on synthetic data;
+    an extract has none) and the cost of one explanation."""
+    x_test, y_test = test[features].to_numpy(dtype=float), test["label"].to_numpy(dtype=int)
+    p_glm = fit_glm(*glm_rows, seed).predict_proba(x_test)[:, 1]
+    scores = {model_label: p_test, glm_label: p_glm}
+    findrisc_auc = None
+    if spec.baseline_score == "findrisc":
+        points = findrisc_from_features(test).to_numpy(dtype=float)
+        findrisc_auc = safe_auc(y_test, points)
+        scores["FINDRISC"] = points
+    ceiling = true_risk_ceiling(test, p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
+                                spec.name, spec.horizon_years) if spec.outcome == "event" else \
+        {"available": False, "note": "no ceiling available: imported data has no generator truth"}
+    return Evaluation(model, features, monotone, params, seed, metrics(y_test, p_test), metrics(y_test, p_glm),
+                      findrisc_auc, ceiling, explanation_cost_ms(model, x_test[0]), p_test, scores, notes)
 
 
 def data_fingerprint(snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
@@ -68,41 +109,14 @@ def data_fingerprint(snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any]) 
     }
 
 
-def input_example(train: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """A synthetic row of feature medians (never a member's record); 0.0 where a feature is all missing."""
-    med = train[features].median(numeric_only=True).reindex(features).fillna(0.0)
-    return pd.DataFrame([med.to_numpy(dtype=float)], columns=features)
-
-
-def reference_profile(spec: ProductSpec, train: pd.DataFrame, features: list[str], booster: Scorer,
-                      calibrator: PlattCalibrator | HazardCalibrator) -> ReferenceProfile:
-    """The monitor's reference: the training rows closest to deployment (the latest index date),
-    binned as the monitor bins : today's applicants are compared with the
-    most recent population the model learned from, not with an average over the calendar. An
-    extract's rows are one snapshot per applicant, dated by each application: all of them."""
-    if spec.outcome != "extract":
-        train = train[train["index_date"] == train["index_date"].max()]
-    x = train[features].to_numpy(dtype=float)
-    p = calibrator.predict_proba(np.asarray(booster.predict(x, raw_score=True)))[:, 1]
-    days = sorted({str(d)[:10] for d in train["index_date"].unique()})
-    dates = ", ".join(days) if len(days) <= 3 else f"{days[0]} to {days[-1]}"
-    return build_reference({f: x[:, i] for i, f in enumerate(features)}, p, list(spec.class_names(p)),
-                           [c.name for c in spec.risk_classes], f"train split ({len(train):,} rows; {dates})")
-
-
-def registry_of(meta: dict[str, Any]) -> FeatureRegistry:
-    """The built-in registry, plus the custom features an imported snapshot declares in its metadata."""
-    custom = [FeatureSpec(**spec) for spec in meta.get("custom_features") or []]
-    return custom_registry(custom) if custom else default_registry()
-
-
 def log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[str, Any],
-             parts: dict[str, pd.DataFrame], features: list[str], monotone: list[int], booster: Scorer,
-             params: dict[str, Any], seed: int, m_model: dict[str, float], m_glm: dict[str, float],
-             findrisc_auc: float | None, ceiling: dict[str, Any], cost: float, p_test: np.ndarray,
-             scores: dict[str, np.ndarray], pepper: bytes, notes: list[str]) -> None:
+            parts: dict[str, pd.DataFrame], ev: Evaluation, pepper: bytes) -> list[str]:
     """Log the run so the gate and the model card can judge it later without the data: figures and
-    tags, plots, the subgroup check, and the test set with member references HMAC'd, never ids."""
+    tags, plots, the subgroup check, and the test set with member references HMAC'd, never ids.
+    Returns the subgroup gaps beyond their bounds (also noted in the run's notes)."""
+    features, monotone, booster, notes, p_test = ev.features, ev.monotone, ev.model, ev.notes, ev.p_test
+    m_model, m_glm, findrisc_auc, ceiling, cost = ev.test, ev.glm, ev.findrisc_auc, ev.ceiling, ev.explanation_ms
+    params, seed, scores = ev.params, ev.seed, ev.scores
     test = parts["test"]
     y = test["label"].to_numpy(dtype=int)
     if meta.get("unfilled_features"):
@@ -162,3 +176,4 @@ def log_run(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: dict[s
         (out / "product.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         (out / "data_fingerprint.json").write_text(json.dumps(data_fingerprint(snapshot, frame, meta), indent=2))
         mlflow.log_artifacts(str(out))
+    return groups.flags

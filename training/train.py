@@ -8,25 +8,21 @@ with a registered version aliased `challenger`; `chronorisk promote` decides the
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
-from chronorisk.model.bundle import write_bundle
 from chronorisk.model.calibration import PlattCalibrator
-from chronorisk.model.card import log_model_card
 from chronorisk.model.product import ProductSpec
-from chronorisk.model.registry import experiment, register
-from training.baselines import findrisc_from_features, fit_glm
+from chronorisk.model.registry import experiment
 from training.censored import censored_concordance, choose, fit_drop_censored, fit_hazard, followup_table
-from training.evaluate import metrics, safe_auc, true_risk_ceiling
-from training.fit import DEFAULT_PARAMS, explanation_cost_ms, fit_booster, monotone_vector
-from training.run_record import TrainResult, input_example, log_run, reference_profile, registry_of
+from training.evaluate import safe_auc
+from training.fit import fit_booster, monotone_vector
+from training.registration import register_version, registry_of
+from training.run_record import TrainResult, evaluate, log_run
 from training.snapshot import read_snapshot, snapshot_meta
 
 
@@ -135,43 +131,22 @@ def train_product(spec: ProductSpec, snapshot: Path, *, artifact_root: Path, pep
             calibrator = PlattCalibrator().fit(np.asarray(booster.predict(x["validation"], raw_score=True)),
                                                y["validation"])
         p_test = calibrator.predict_proba(np.asarray(booster.predict(x["test"], raw_score=True)))[:, 1]
-        glm = fit_glm(x["train"][done["train"]], y["train"][done["train"]], seed)
-        p_glm = glm.predict_proba(x["test"])[:, 1]
-        m_model, m_glm = metrics(y["test"], p_test), metrics(y["test"], p_glm)
-        findrisc_auc = None
-        scores = {"LightGBM (calibrated)": p_test, "GLM": p_glm}
-        if spec.baseline_score == "findrisc":
-            points = findrisc_from_features(parts["test"]).to_numpy(dtype=float)
-            findrisc_auc = safe_auc(y["test"], points)
-            scores["FINDRISC"] = points
-        if m_glm["roc_auc"] >= m_model["roc_auc"]:
-            notes.append(f"the GLM matches or beats LightGBM on test AUC ({m_glm['roc_auc']:.4f} vs "
-                         f"{m_model['roc_auc']:.4f}); the gate decides")
-        ceiling = true_risk_ceiling(parts["test"], p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
-                                    spec.name, spec.horizon_years)
-        if ceiling.get("leakage_alarm"):
-            notes.append(f"LEAKAGE ALARM: AUC against true onset {ceiling['model_auc_vs_true_onset']:.4f} exceeds "
-                         f"the true-risk ceiling {ceiling['ceiling_auc']:.4f} by more than 0.01; this is a bug, not "
-                         "a triumph, and the gate will refuse this model")
-        cost = explanation_cost_ms(booster, x["test"][0])
+        glm_rows = (x["train"][done["train"]], y["train"][done["train"]])
+        ev = evaluate(spec, meta, booster, p_test, parts["test"], glm_rows,
+                      features=features, monotone=monotone, params=chosen, seed=seed, notes=notes,
+                      model_label="LightGBM (calibrated)", glm_label="GLM")
+        if ev.glm["roc_auc"] >= ev.test["roc_auc"]:
+            notes.append(f"the GLM matches or beats LightGBM on test AUC ({ev.glm['roc_auc']:.4f} vs "
+                         f"{ev.test['roc_auc']:.4f}); the gate decides")
+        if ev.ceiling.get("leakage_alarm"):
+            notes.append(f"LEAKAGE ALARM: AUC against true onset {ev.ceiling['model_auc_vs_true_onset']:.4f} exceeds "
+                         f"the true-risk ceiling {ev.ceiling['ceiling_auc']:.4f} by more than 0.01; this is a bug, "
+                         "not a triumph, and the gate will refuse this model")
         if comparison:
             log_comparison(comparison)
-        log_run(spec, snapshot, frame, meta, parts, features, monotone, booster, chosen, seed, m_model, m_glm,
-                 findrisc_auc, ceiling, cost, p_test, scores, pepper, notes)
+        flags = log_run(spec, snapshot, frame, meta, parts, ev, pepper)
         version = None
         if register_model:
-            with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                reference = reference_profile(spec, parts["train"], features, booster, calibrator)
-                hashes = write_bundle(Path(tmp), booster, calibrator, features, monotone, spec, reference,
-                                      [registry[f] for f in features if registry[f].source == "custom"])
-                example = input_example(parts["train"], features)
-                out_example = calibrator.predict_proba(np.asarray(booster.predict(example.to_numpy(), raw_score=True)))
-                mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
-                              {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
-                               "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
-                version = str(mv.version)
-            log_model_card(MlflowClient(), spec.name, version)
-        return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen}, p_test, notes)
-
-
+            version = register_version(spec, booster, calibrator, features, monotone, meta, parts["train"],
+                                       ev.test["roc_auc"], bool(ev.ceiling.get("leakage_alarm")), {})
+        return TrainResult.of(run.info.run_id, version, ev, flags)

@@ -21,17 +21,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from chronorisk.data.pseudonym import member_refs
-from chronorisk.model.bundle import Scorer, model_kind, write_bundle
+from chronorisk.model.bundle import Scorer, model_kind
 from chronorisk.model.calibration import PlattCalibrator
-from chronorisk.model.card import FAMILY_LABEL, log_model_card
 from chronorisk.model.product import ProductSpec
-from chronorisk.model.registry import experiment, register
-from training.baselines import findrisc_from_features, fit_glm
-from training.evaluate import metrics, safe_auc, true_risk_ceiling
-from training.fit import DEFAULT_PARAMS, explanation_cost_ms
+from chronorisk.model.registry import experiment
 from training.gate import CROSS_VALIDATION_ARTIFACT, TEST_PREDICTIONS_ARTIFACT
 from training.kfold import (
     Candidate,
@@ -42,7 +37,8 @@ from training.kfold import (
     out_of_fold_raw,
     small_params,
 )
-from training.run_record import TrainResult, input_example, log_run, reference_profile, registry_of
+from training.registration import register_version
+from training.run_record import TrainResult, evaluate, log_run
 
 
 @dataclass(frozen=True)
@@ -118,29 +114,17 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
         fitted = fit_small((x_dev, y_dev, dev["member_id"].to_numpy()), (x_test, y_test, test["member_id"].to_numpy()),
                            features, monotone, spec, chosen_params, seed)
         cv, p_test, model, calibrator = fitted.cv, fitted.p_test, fitted.model, fitted.calibrator
-        glm = fit_glm(x_dev, y_dev, seed)
-        p_glm = glm.predict_proba(x_test)[:, 1]
-        m_model, m_glm = metrics(y_test, p_test), metrics(y_test, p_glm)
         notes.append("cross-validated ROC AUC: " + ", ".join(f"{m} {cv.mean_auc(m):.4f}" for m in cv.order)
                      + f"; the folds choose {cv.chosen} (" + "; ".join(cv.steps) + ")")
-        scores = {f"{cv.chosen} (calibrated)": p_test, "GLM baseline": p_glm}
-        findrisc_auc = None
-        if spec.baseline_score == "findrisc":
-            points = findrisc_from_features(test).to_numpy(dtype=float)
-            findrisc_auc = safe_auc(y_test, points)
-            scores["FINDRISC"] = points
-        ceiling = true_risk_ceiling(test, p_test, Path(meta["data_dir"]) if meta.get("data_dir") else None,
-                                    spec.name, spec.horizon_years) if spec.outcome == "event" else \
-            {"available": False, "note": "no ceiling available: imported data has no generator truth"}
+        ev = evaluate(spec, meta, model, p_test, test, (x_dev, y_dev), features=features, monotone=monotone,
+                      params={**chosen_params, "num_boost_round": cv.rounds}, seed=seed, notes=notes,
+                      model_label=f"{cv.chosen} (calibrated)", glm_label="GLM baseline")
         if fitted.refitted:
             notes.append(f"the registered model is the chosen {cv.chosen} refitted on all {len(frame)} labelled rows "
                          f"(development and test); its test figures are the fit's on {len(dev)} development rows, "
                          f"scored once on the {len(test)} held-out rows")
-        cost = explanation_cost_ms(model, x_test[0])
-        parts = {"train": dev, "validation": dev.iloc[:0], "test": test}
-        log_run(spec, snapshot, frame, meta, parts, features, monotone, model,
-                 {**chosen_params, "num_boost_round": cv.rounds}, seed, m_model, m_glm, findrisc_auc, ceiling, cost,
-                 p_test, scores, pepper, notes)
+        flags = log_run(spec, snapshot, frame, meta, {"train": dev, "validation": dev.iloc[:0], "test": test}, ev,
+                        pepper)
         summary = cv.summary()
         mlflow.log_metrics({k: v for k, v in summary.items() if isinstance(v, float) and np.isfinite(v)})
         mlflow.set_tags({"training_mode": "kfold", "model_choice": cv.chosen,
@@ -153,20 +137,8 @@ def train_small(spec: ProductSpec, snapshot: Path, frame: pd.DataFrame, meta: di
             mlflow.log_artifact(str(path), "evaluation")
         version = None
         if register_model:
-            registry = registry_of(meta)
-            custom = [registry[f] for f in features if registry[f].source == "custom"]
-            with tempfile.TemporaryDirectory(prefix="bundle-") as tmp:
-                reference = reference_profile(spec, dev, features, model, calibrator)
-                hashes = write_bundle(Path(tmp), model, calibrator, features, monotone, spec, reference, custom)
-                example = input_example(dev, features)
-                out_example = calibrator.predict_proba(np.asarray(model.predict(example.to_numpy(), raw_score=True)))
-                mv = register(Path(tmp), hashes, example, out_example[:, 1], spec.name,
-                              {"product": spec.name, "test_roc_auc": f"{m_model['roc_auc']:.4f}",
-                               "training_mode": "kfold", "model_choice": cv.chosen,
-                               "model_family": model_kind(model),
-                               "leakage_alarm": str(bool(ceiling.get("leakage_alarm"))).lower()})
-                version = str(mv.version)
-            log_model_card(MlflowClient(), spec.name, version)
-        return TrainResult(run.info.run_id, version, m_model, m_glm, findrisc_auc, ceiling, cost,
-                           {**DEFAULT_PARAMS, **chosen_params, "num_boost_round": cv.rounds}, p_test, notes,
-                           FAMILY_LABEL[model_kind(model)])
+            version = register_version(spec, model, calibrator, features, monotone, meta, dev, ev.test["roc_auc"],
+                                       bool(ev.ceiling.get("leakage_alarm")),
+                                       {"training_mode": "kfold", "model_choice": cv.chosen,
+                                        "model_family": model_kind(model)})
+        return TrainResult.of(run.info.run_id, version, ev, flags)

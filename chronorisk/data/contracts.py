@@ -30,6 +30,7 @@ from chronorisk.data.table_contract import Col, FrameCheck, Rule, TableContract
 from chronorisk.data.units import (
     CANONICAL_UNIT,
     DATE_DTYPE,
+    LAB_CATALOGUE,
     UNIT_ALTERNATIVES,
     ColumnArray,
     has_default_index,
@@ -47,9 +48,7 @@ FAMILY = ("none", "second_degree", "first_degree")
 REGIONS = ("north", "northeast", "east", "south", "central", "southwest", "northwest")
 ICD10 = r"[A-Z][0-9]{2}(?:\.[0-9A-Z]{1,4})?"
 ATC = r"[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?"
-LAB_RANGES = {"hba1c": (3, 20), "fasting_glucose": (1.5, 40), "ogtt_2h_glucose": (1.5, 50),
-              "total_cholesterol": (1, 20), "ldl": (0.2, 15), "hdl": (0.1, 5), "triglycerides": (0.1, 50),
-              "egfr": (1, 200)}
+LAB_RANGES = {test: lab.plausible for test, lab in LAB_CATALOGUE.items()}
 def _year_month_day(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calendar year, month and day of datetime64 values (as .dt.year, .month, .day; junk for NaT)."""
     months = days.astype("datetime64[M]")

@@ -23,20 +23,15 @@ replaced by keyed pseudonyms and columns outside the contract (names, phone numb
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow
-import pyarrow.parquet as pq
 from pandas.api.types import pandas_dtype
-from pydantic import BaseModel, ConfigDict, model_validator
 
-from chronorisk.data.pseudonym import member_refs
 from chronorisk.data.rejections import ContractError
 from chronorisk.data.table_contract import TableContract
 from chronorisk.data.units import (

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,11 +33,13 @@ __all__ = [
     "DATE_DTYPE",
     "GLUCOSE_MG_DL_PER_MMOL_L",
     "IN_TO_CM",
+    "LAB_CATALOGUE",
     "LAB_UNITS",
     "LB_TO_KG",
     "TRIGLYCERIDES_MG_DL_PER_MMOL_L",
     "UNIT_ALTERNATIVES",
     "ColumnArray",
+    "LabTest",
     "canonical_labs",
     "cm_to_in",
     "has_default_index",
@@ -127,23 +130,36 @@ def _from_mg_dl(test: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda values: mg_dl_to_mmol_l(values, test)
 
 
-CANONICAL_UNIT: dict[str, str] = {
-    "hba1c": "%",
-    "fasting_glucose": "mmol/L",
-    "ogtt_2h_glucose": "mmol/L",
-    "total_cholesterol": "mmol/L",
-    "ldl": "mmol/L",
-    "hdl": "mmol/L",
-    "triglycerides": "mmol/L",
-    "egfr": "mL/min/1.73m2",
-}
+@dataclass(frozen=True)
+class LabTest:
+    """One lab test of the catalogue: the unit features use, the units an input may carry (with the
+    conversion of their values to the canonical unit, matched after normalize_unit), and the range a
+    value in the canonical unit must fall in to be plausible (the contracts' out_of_range rule)."""
 
-# test -> accepted unit (matched after normalize_unit) -> conversion of its values to the canonical unit
-LAB_UNITS: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "hba1c": {"%": _identity, "mmol/mol": hba1c_mmol_mol_to_pct},
-    **{test: {"mmol/L": _identity, "mg/dL": _from_mg_dl(test)} for test in MG_DL_PER_MMOL_L},
-    "egfr": {"mL/min/1.73m2": _identity},
+    canonical_unit: str
+    units: dict[str, Callable[[np.ndarray], np.ndarray]]
+    plausible: tuple[float, float]
+
+
+def _mmol_l(test: str, plausible: tuple[float, float]) -> LabTest:
+    return LabTest("mmol/L", {"mmol/L": _identity, "mg/dL": _from_mg_dl(test)}, plausible)
+
+
+# The one lab-test catalogue: the contracts, the mapping check, the request schema and the product
+# specs' lab names all derive from it; a new test is one line here (and its features).
+LAB_CATALOGUE: dict[str, LabTest] = {
+    "hba1c": LabTest("%", {"%": _identity, "mmol/mol": hba1c_mmol_mol_to_pct}, (3, 20)),
+    "fasting_glucose": _mmol_l("fasting_glucose", (1.5, 40)),
+    "ogtt_2h_glucose": _mmol_l("ogtt_2h_glucose", (1.5, 50)),
+    "total_cholesterol": _mmol_l("total_cholesterol", (1, 20)),
+    "ldl": _mmol_l("ldl", (0.2, 15)),
+    "hdl": _mmol_l("hdl", (0.1, 5)),
+    "triglycerides": _mmol_l("triglycerides", (0.1, 50)),
+    "egfr": LabTest("mL/min/1.73m2", {"mL/min/1.73m2": _identity}, (1, 200)),
 }
+CANONICAL_UNIT: dict[str, str] = {test: lab.canonical_unit for test, lab in LAB_CATALOGUE.items()}
+LAB_UNITS: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
+    test: lab.units for test, lab in LAB_CATALOGUE.items()}
 
 # canonical column -> (alternative column an input may carry instead, conversion to the canonical unit)
 UNIT_ALTERNATIVES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {

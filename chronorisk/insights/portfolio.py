@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from chronorisk.data.enrolment import enrolled_on
 from chronorisk.insights.whatif import edit_tables, touched_pairs
 from chronorisk.model.bundle import Scorer
 from chronorisk.model.product import ProductSpec, WhatIfScenario
@@ -53,9 +54,7 @@ class PortfolioChunk:
         if self.pairs is not None:
             return self.pairs[self.pairs["member_id"].isin(set(ids))], {}
         t = pd.Timestamp(self.index_date)
-        end = members["enrollment_end"]
-        enrolled = ((members["enrollment_start"] <= t) & (end.isna() | (end >= t))).to_numpy(dtype=bool,
-                                                                                          na_value=False)
+        enrolled = enrolled_on(members, t)
         return pd.DataFrame({"member_id": ids[enrolled].to_numpy(), "index_date": t}), {
             "members": len(members), "enrolled": int(enrolled.sum())}
 
