@@ -1,7 +1,7 @@
 """One entry point for a product's training snapshot, whatever the data: a raw folder labelled by
 the product's event definition (in process, or with member chunks as Dask partitions), or an
 imported extract labelled by its own outcome column. `chronorisk features build`, `retrain` and
-`demo` all come through here, with the same defaults."""
+`demo` all come through here."""
 
 from __future__ import annotations
 
@@ -15,17 +15,15 @@ from features.runners import RunTotals
 from training.extract_snapshot import build_extract_snapshot
 from training.snapshot import build_snapshot, build_snapshot_dask
 
-CHUNK_MEMBERS = 20_000  # members per chunk: bounds memory
 Runner = Literal["chunked", "dask"]
 RUNNERS: tuple[Runner, ...] = ("chunked", "dask")
-DASK_WORKERS = 2
 
 
-def build_training_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes,
-                            chunk_members: int = CHUNK_MEMBERS, runner: Runner = "chunked",
-                            workers: int = DASK_WORKERS, warn: Callable[[str], None] | None = None) -> RunTotals:
+def build_training_snapshot(data_dir: Path, spec: ProductSpec, out: Path, *, pepper: bytes, chunk_members: int,
+                            runner: str, workers: int, warn: Callable[[str], None] | None = None) -> RunTotals:
     """Write the product's snapshot parquet to `out` and return its counts. An extract is read
-    whole (it is one row per applicant, small by nature), so the runner applies to raw folders."""
+    whole (it is one row per applicant, small by nature), so the runner applies to raw folders.
+    The defaults are the CLI's (chronorisk/cli/defaults.py), which keeps its help free of imports."""
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {', '.join(RUNNERS)}")
     if spec.outcome == "extract":

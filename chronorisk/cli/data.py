@@ -173,8 +173,7 @@ def data_example_extract(
 
     settings = load_settings()
     raw, _ = load_raw(data, pepper=settings.id_pepper.get_secret_value().encode())
-    tables = {name: getattr(raw, name) for name in ("members", "applications", "consultations", "lab_results",
-                                                    "wearable_daily")}
+    tables = raw.frames()
     dates = [date(year, 3, 31), date(year, 6, 30), date(year, 9, 30), date(year, 12, 31)]
     snap = member_snapshots(tables, load_product(product), dates)
     write_flat(snap, out)

@@ -35,41 +35,35 @@ def features_build(
     from chronorisk.data.contracts import extract_date_of
     from chronorisk.model.product import load_product
     from features.runners import build_features_at
-    from training.snapshot import build_snapshot, build_snapshot_dask
+    from training.build import RUNNERS, build_training_snapshot
 
     if (product is None) == (index_date is None):
         raise typer.BadParameter("give exactly one of --product or --index-date")
-    if runner not in ("chunked", "dask"):
+    if runner not in RUNNERS:
         raise typer.BadParameter(f"runner must be chunked or dask, got {runner!r}")
     settings = load_settings()
     data_dir = data or settings.data_dir
-    extract = extract_date_of(data_dir)
     pepper = settings.id_pepper.get_secret_value().encode()
     if index_date is not None:
         target = out or settings.features_dir / f"features-{index_date}.parquet"
-        totals = build_features_at(data_dir, date.fromisoformat(index_date), target, extract_date=extract,
-                                   pepper=pepper, history_days=history_days, chunk_members=chunk_members)
+        totals = build_features_at(data_dir, date.fromisoformat(index_date), target,
+                                   extract_date=extract_date_of(data_dir), pepper=pepper, history_days=history_days,
+                                   chunk_members=chunk_members)
         title = f"features at {index_date} -> {target}"
     else:
         spec = load_product(str(product))
         target = out or settings.features_dir / f"{spec.name}.parquet"
-        if spec.outcome == "extract":  # an imported extract labelled by its own outcome column
-            from training.extract_snapshot import build_extract_snapshot
-
-            try:
-                counts = build_extract_snapshot(data_dir, spec, target, pepper=pepper,
-                                                warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
-            except (ValueError, FileNotFoundError) as err:
-                console.print(f"[red]features build failed:[/red] {err}")
-                raise typer.Exit(code=1) from err
-            console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        try:
+            totals = build_training_snapshot(data_dir, spec, target, pepper=pepper, chunk_members=chunk_members,
+                                             runner=runner, workers=workers,
+                                             warn=lambda note: console.print(f"[yellow]warning:[/yellow] {note}"))
+        except (ValueError, FileNotFoundError) as err:
+            console.print(f"[red]features build failed:[/red] {err}")
+            raise typer.Exit(code=1) from err
+        if spec.outcome == "extract":  # an extract's counts are the import's, not the contracts' per table
+            console.print(f"{spec.name} snapshot -> {target}: " + ", ".join(f"{k} {v:,}" for k, v in
+                                                                            totals.counts.items()))
             return
-        if runner == "chunked":
-            totals = build_snapshot(data_dir, spec, target, extract_date=extract, pepper=pepper,
-                                    chunk_members=chunk_members)
-        else:
-            totals = build_snapshot_dask(data_dir, spec, target, extract_date=extract, pepper=pepper,
-                                         chunk_members=chunk_members, workers=workers)
         title = f"{spec.name} snapshot -> {target}"
     table = Table(title=title)
     table.add_column("count")
