@@ -13,21 +13,26 @@ import numpy as np
 import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.units import CANONICAL_UNIT
 from features.pointintime import Pairs, distinct_days, join_before, last, minimum, slope_per_year
 
 WINDOW_DAYS = 1096  # three years: the look-back of values and trends, and the cap of "days since"
 
-# test -> (column prefix, unit, plain name, direction of the level, keep a trend feature)
-TESTS: dict[str, tuple[str, str, str, int, bool]] = {
-    "hba1c": ("hba1c_pct", "%", "HbA1c", 1, True),
-    "fasting_glucose": ("fasting_glucose_mmol_l", "mmol/L", "Fasting glucose", 1, True),
-    "ogtt_2h_glucose": ("ogtt_2h_glucose_mmol_l", "mmol/L", "2-hour OGTT glucose", 1, True),
-    "triglycerides": ("triglycerides_mmol_l", "mmol/L", "Triglycerides", 1, False),
-    "hdl": ("hdl_mmol_l", "mmol/L", "HDL cholesterol", -1, False),
-    "ldl": ("ldl_mmol_l", "mmol/L", "LDL cholesterol", 0, False),
-    "total_cholesterol": ("total_cholesterol_mmol_l", "mmol/L", "Total cholesterol", 0, False),
-    "egfr": ("egfr_ml_min", "mL/min/1.73m2", "eGFR (kidney function)", 0, True),
+# test -> (column prefix, plain name, direction of the level, keep a trend feature); the unit is the
+# lab catalogue's canonical one (chronorisk/data/units.py), which every value is converted to first
+_LEVELS: dict[str, tuple[str, str, int, bool]] = {
+    "hba1c": ("hba1c_pct", "HbA1c", 1, True),
+    "fasting_glucose": ("fasting_glucose_mmol_l", "Fasting glucose", 1, True),
+    "ogtt_2h_glucose": ("ogtt_2h_glucose_mmol_l", "2-hour OGTT glucose", 1, True),
+    "triglycerides": ("triglycerides_mmol_l", "Triglycerides", 1, False),
+    "hdl": ("hdl_mmol_l", "HDL cholesterol", -1, False),
+    "ldl": ("ldl_mmol_l", "LDL cholesterol", 0, False),
+    "total_cholesterol": ("total_cholesterol_mmol_l", "Total cholesterol", 0, False),
+    "egfr": ("egfr_ml_min", "eGFR (kidney function)", 0, True),
 }
+TESTS: dict[str, tuple[str, str, str, int, bool]] = {
+    test: (prefix, CANONICAL_UNIT[test], plain, direction, trend)
+    for test, (prefix, plain, direction, trend) in _LEVELS.items()}
 
 
 def _specs() -> list[FeatureSpec]:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chronorisk.data.units import YEAR_DAYS
+from chronorisk.data.units import HBA1C_IFCC_OFFSET_PCT, HBA1C_IFCC_SLOPE, MG_DL_PER_MMOL_L, YEAR_DAYS
 from chronorisk.synthetic.population import (
     DAY0,
     FAMILY,
@@ -350,10 +350,8 @@ def _report_units(rng: np.random.Generator, test: np.ndarray, value: np.ndarray)
     unit[hb] = "%"
     out[hb] = np.round(value[hb], 1)
     unit[ifcc] = "mmol/mol"
-    out[ifcc] = np.round(10.929 * (value[ifcc] - 2.15))
-    factors = {"fasting_glucose": 18.016, "total_cholesterol": 38.67, "ldl": 38.67, "hdl": 38.67,
-               "triglycerides": 88.57}
-    for name, factor in factors.items():
+    out[ifcc] = np.round(HBA1C_IFCC_SLOPE * (value[ifcc] - HBA1C_IFCC_OFFSET_PCT))
+    for name, factor in MG_DL_PER_MMOL_L.items():  # the generator draws no OGTT, so its rows select nothing
         sel = test == name
         mg = sel & (u < 0.1)
         out[sel & ~mg] = np.round(value[sel & ~mg], 2)
