@@ -10,7 +10,7 @@ writes features and scores as parquet for reports and the monitor, with an `elig
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from chronorisk.data.pseudonym import member_refs
 from chronorisk.model.bundle import probabilities
 from chronorisk.model.product import ProductSpec
 from chronorisk.settings import Settings
-from features.runners import CONTRACT_REASONS, RunTotals, build_features_at, run_chunked
+from features.registry import FeatureRegistry, default_registry
+from features.runners import CONTRACT_REASONS, FeaturesAtDate, RunTotals, run_chunked, stream_to_parquet
 from serving.schemas import Applicant
 from serving.scoring import ApplicantRejected, ServedModel, score_applicant, served_from
 from training.extract_snapshot import imported_features_at
@@ -90,27 +91,71 @@ class EligibleAtDate:
 
 
 def eligible_at(settings: Settings, served: ServedModel, data_dir: Path, index_date: date) -> pd.DataFrame:
+    """Eligibility of every member of a folder: its own read of the tables, for an import (whose
+    features `imported_features_at` reads apart from the chunked runner); a raw folder's comes with
+    its features, in the one pass of `score_folder`."""
     frames = run_chunked(data_dir, EligibleAtDate(served.model.spec, index_date), chunk_members=20_000,
                          extract_date=extract_date_of(data_dir), pepper=settings.id_pepper.get_secret_value().encode(),
                          totals=RunTotals(), progress=False)  # no `until`: an import may hold dates as text
     return pd.concat(list(frames), ignore_index=True)
 
 
+ELIGIBLE = "_eligible"  # the one-pass chunk's eligibility column, taken off before scoring
+
+
+class ScoringRowsAtDate:
+    """A chunk function: the features of every member enrolled on the date (FeaturesAtDate, with the
+    contract reasons) and, from the same validated tables, whether each is eligible (EligibleAtDate).
+    Both need only records before the date, which is all the read holds (`until`, no `since`): the
+    prevalent rule looks back to the first record, so no history window may cut the read."""
+
+    refuses_rejected = True
+
+    def __init__(self, spec: ProductSpec, index_date: date, registry: FeatureRegistry) -> None:
+        self.features = FeaturesAtDate(index_date, registry, refuses_rejected=True)
+        self.eligible = EligibleAtDate(spec, index_date)
+
+    def __call__(self, tables: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, int]]:
+        frame, counts = self.features(tables)
+        eligible, _ = self.eligible(tables)
+        flags = frame[["member_id"]].merge(eligible, on="member_id", how="left")["eligible"]
+        return frame.assign(**{ELIGIBLE: flags.fillna(False).astype(bool).to_numpy()}), counts
+
+
 def score_folder(settings: Settings, product: str, version: str, data_dir: Path, index_date: date,
-                 out: Path) -> dict[str, int]:
+                 out: Path, *, chunk_members: int = 20_000) -> dict[str, int]:
     served = load_served(settings, product, version)
     pepper = settings.id_pepper.get_secret_value().encode()
     if (Path(data_dir) / EXTRACT_DIR).is_dir():  # an import: its custom measurements live beside the tables
         frame = imported_features_at(data_dir, index_date, served.registry, pepper, contract_reasons=True)
         return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out, len(frame),
                             pepper)
-    features_path = out.with_suffix(".features.parquet")
-    totals = build_features_at(data_dir, index_date, features_path, extract_date=extract_date_of(data_dir),
-                               pepper=pepper, contract_reasons=True)
-    frame = pd.read_parquet(features_path)
-    features_path.unlink()
-    return _score_frame(served, frame, eligible_at(settings, served, data_dir, index_date), out,
-                        totals.counts.get("members", 0), pepper)
+    # One read of each table, records before the date only: features, eligibility and refusals of
+    # a chunk together, scored as they come (a prediction depends on its own row alone).
+    totals = RunTotals()
+    chunks = run_chunked(data_dir, ScoringRowsAtDate(served.model.spec, index_date, default_registry()),
+                         chunk_members=chunk_members, extract_date=extract_date_of(data_dir), pepper=pepper,
+                         totals=totals, until=index_date)
+    listed: list[pd.DataFrame] = []
+
+    def scored() -> Iterator[pd.DataFrame]:
+        for frame in chunks:
+            flags = frame.pop(ELIGIBLE)
+            eligible = pd.DataFrame({"member_id": frame["member_id"].to_numpy(), "eligible": flags.to_numpy()})
+            rows, refused = _without_refused(frame, pepper)
+            if len(refused):
+                listed.append(refused)
+            yield _scored(served, rows, eligible)
+
+    refusals = refused_path(out)
+    refusals.unlink(missing_ok=True)
+    stream_to_parquet(scored(), out, {"index_date": index_date.isoformat(), "product": product,
+                                      "model_version": served.version})
+    refused = sum(len(r) for r in listed)
+    if refused:
+        pd.concat(listed, ignore_index=True).to_parquet(refusals, index=False)
+    return {"members": totals.counts.get("members", 0), "scored": totals.counts.get("rows", 0) - refused,
+            "refused": refused}
 
 
 def refused_path(out: Path) -> Path:
@@ -118,25 +163,36 @@ def refused_path(out: Path) -> Path:
     return out.with_suffix(".refused.parquet")
 
 
-def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int,
-                 pepper: bytes) -> dict[str, int]:
-    # A member whose records break a contract rule is refused, as the service refuses such an
-    # applicant (422), with the same messages (chronorisk.data.contracts.rule_message), never scored
-    # without the rows; they are listed by HMAC reference beside the output.
+def _without_refused(frame: pd.DataFrame, pepper: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rows to score, the listing of the refused: member_ref, index_date, reasons).
+
+    A member whose records break a contract rule is refused, as the service refuses such an
+    applicant (422), with the same messages (chronorisk.data.contracts.rule_message), never scored
+    without the rows; they are listed by HMAC reference beside the output."""
     reasons = frame.pop(CONTRACT_REASONS) if CONTRACT_REASONS in frame else pd.Series("", index=frame.index)
     refused = (reasons != "").to_numpy(dtype=bool)
-    refusals = refused_path(out)
-    refusals.unlink(missing_ok=True)
-    if refused.any():
-        listed = pd.DataFrame({"member_ref": member_refs(frame.loc[refused, "member_id"].astype("str"), pepper),
-                               "index_date": frame.loc[refused, "index_date"], "reasons": reasons[refused]})
-        listed.reset_index(drop=True).to_parquet(refusals, index=False)
-    frame = frame.loc[~refused].reset_index(drop=True)
+    listed = pd.DataFrame({"member_ref": member_refs(frame.loc[refused, "member_id"].astype("str"), pepper),
+                           "index_date": frame.loc[refused, "index_date"], "reasons": reasons[refused]})
+    return frame.loc[~refused].reset_index(drop=True), listed.reset_index(drop=True)
+
+
+def _scored(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame) -> pd.DataFrame:
     model = served.model
     frame["probability"] = probabilities(model, frame)
     frame["risk_class"] = model.spec.class_names(frame["probability"].to_numpy())
     frame["model_version"] = served.version
     frame = frame.merge(eligible, on="member_id", how="left")
     frame["eligible"] = frame["eligible"].fillna(False).astype(bool)
+    return frame
+
+
+def _score_frame(served: ServedModel, frame: pd.DataFrame, eligible: pd.DataFrame, out: Path, members: int,
+                 pepper: bytes) -> dict[str, int]:
+    frame, listed = _without_refused(frame, pepper)
+    refusals = refused_path(out)
+    refusals.unlink(missing_ok=True)
+    if len(listed):
+        listed.to_parquet(refusals, index=False)
+    frame = _scored(served, frame, eligible)
     frame.to_parquet(out, index=False)
-    return {"members": members, "scored": len(frame), "refused": int(refused.sum())}
+    return {"members": members, "scored": len(frame), "refused": len(listed)}
