@@ -89,9 +89,14 @@ def _same(text: str, n: int) -> Any:
     return pd.array([text] * n, dtype="str")
 
 
-def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
-    """The request as raw tables, exactly as a batch extract would hold them."""
-    mid = applicant.applicant_id
+def applicant_tables(applicant: Applicant, key: str | None = None) -> dict[str, pd.DataFrame]:
+    """The request as raw tables, exactly as a batch extract would hold them.
+
+    With `key` (a batch of requests, `serving.batch_scoring`), the key is the member id and prefixes the
+    consultation ids, so that requests concatenated into one extract never share a key; neither id is
+    read by a rule (beyond being present and unique) or by a feature."""
+    mid = key or applicant.applicant_id
+    prefix = f"{key}:" if key else ""
     q = applicant.questionnaire
     d = applicant.demographics
     members = pd.DataFrame({
@@ -109,7 +114,7 @@ def applicant_tables(applicant: Applicant) -> dict[str, pd.DataFrame]:
         applications = applications.iloc[:0]
     cons = applicant.consultations
     consultations = pd.DataFrame({
-        "consultation_id": [str(i) for i in range(len(cons))], "member_id": _same(mid, len(cons)),
+        "consultation_id": [f"{prefix}{i}" for i in range(len(cons))], "member_id": _same(mid, len(cons)),
         **_columns(cons, CONSULTATION_COLUMNS, ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
                                                 "triceps_skinfold_mm", "heart_rate_bpm"), ("pregnancies",)),
         "icd10_codes": [";".join(c.icd10_codes) for c in cons], "atc_codes": [";".join(c.atc_codes) for c in cons]})
@@ -233,11 +238,18 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
         tables[CUSTOM_TABLE] = custom_table(served, applicant)
     index_date = applicant.questionnaire.application_date + timedelta(days=1)
     row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
-    model = served.model
-    values = row[model.features].to_numpy(dtype=float)
+    values = row[served.model.features].to_numpy(dtype=float)
     x = values.reshape(1, -1)
-    raw = float(np.asarray(model.scorer.predict(x, raw_score=True, **ONE_ROW))[0])
-    contrib = np.asarray(model.scorer.predict(x, pred_contrib=True, **ONE_ROW))[0]
+    raw = float(np.asarray(served.model.scorer.predict(x, raw_score=True, **ONE_ROW))[0])
+    contrib = np.asarray(served.model.scorer.predict(x, pred_contrib=True, **ONE_ROW))[0]
+    return scored_row(served, request_id, tables, index_date, values, raw, contrib)
+
+
+def scored_row(served: ServedModel, request_id: str, tables: dict[str, pd.DataFrame], index_date: date,
+               values: np.ndarray, raw: float, contrib: np.ndarray) -> Scored:
+    """One applicant's answer from its model row, raw score and contributions: calibration, risk class,
+    knock-outs (from the applicant's own accepted tables) and reasons. /score and /score_batch both end here."""
+    model = served.model
     p = float(model.calibration.probability(np.array([raw]))[0])
     spec = model.spec
     risk = spec.risk_class(p)
@@ -255,7 +267,7 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     return Scored(result=result, features=features, contributions=contrib, raw_score=raw)
 
 
-def custom_table(served: ServedModel, applicant: Applicant) -> pd.DataFrame:
+def custom_table(served: ServedModel, applicant: Applicant, key: str | None = None) -> pd.DataFrame:
     """The request's custom measurements as the long table the custom features read; a name the
     model was not trained with is refused (a typo must not score as 'not recorded')."""
     known = [s.name for s in served.model.custom_features]
@@ -265,7 +277,7 @@ def custom_table(served: ServedModel, applicant: Applicant) -> pd.DataFrame:
             field=f"applicant.custom_measurements.{name}", rule="unknown_feature",
             message=f"model {served.model_name} v{served.version} has custom features {known or 'none'}")
             for name in unknown])
-    return applicant_measurements(applicant.applicant_id, applicant.questionnaire.application_date,
+    return applicant_measurements(key or applicant.applicant_id, applicant.questionnaire.application_date,
                                   applicant.custom_measurements)
 
 

@@ -25,13 +25,14 @@ from chronorisk.model.product import load_product
 from chronorisk.settings import load_settings
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
+from serving.batch_scoring import score_applicants
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.openapi import OpenAPIDocument
 from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
-from serving.scoring import ApplicantRejected, ServedModel, score_applicant
+from serving.scoring import ApplicantRejected, Scored, ServedModel, score_applicant
 
 logger = logging.getLogger("chronorisk.service")
 # FastAPI's own /docs and /openapi.json would describe only these routes: the one document is /docs.json
@@ -126,9 +127,8 @@ class ChronoriskService:
         try:
             scored = score_applicant(self.models[product], applicant, request_id, today, self.pepper)
         except ApplicantRejected as err:
-            errors = [e.model_dump() for e in err.errors]
-            return 422, {"errors": errors, "features": None}
-        return 200, scored
+            return _answer(err)
+        return _answer(scored)
 
     @bentoml.api(route="/score")
     def score(self, ctx: bentoml.Context, product: str = Field(description="product name, e.g. diabetes"),
@@ -154,33 +154,39 @@ class ChronoriskService:
 
         from serving.redaction import field_path
 
-        items: list[BatchItem] = []
-        slots: list[dict[str, Any]] = []  # what the audit keeps of each applicant: pseudonym, score, features
+        items: dict[int, BatchItem] = {}
+        slots: dict[int, dict[str, Any]] = {}  # what the audit keeps of each applicant: pseudonym, score, features
+        valid: dict[int, Applicant] = {}
         for i, raw in enumerate(applicants):
             try:
-                applicant = Applicant.model_validate(raw)
+                valid[i] = Applicant.model_validate(raw)
             except ValidationError as err:
                 errors = [{"field": f"applicants[{i}]" + (f".{field_path(e['loc'])}" if e["loc"] else ""),
                            "rule": e["type"], "message": e["msg"]} for e in err.errors(include_input=False)]
-                items.append(BatchItem(index=i, status=422, errors=errors))
-                slots.append({"index": i, "status": 422, "member_ref": None, "score": None, "decision": None,
-                              "features": None})
-                continue
-            status, out = self._one(product, applicant, ctx)
-            slots.append({"index": i, "status": status, "member_ref": member_ref(applicant.applicant_id, self.pepper),
-                          "score": out.result.probability if status == 200 else None,
-                          "decision": out.result.decision if status == 200 else None,
-                          "features": _finite(out.features) if status == 200 else None})
+                items[i] = BatchItem(index=i, status=422, errors=errors)
+                slots[i] = {"index": i, "status": 422, "member_ref": None, "score": None, "decision": None,
+                            "features": None}
+        # every valid applicant in one vectorised pass, each answered as /score answers it alone
+        outcomes = score_applicants(self.models[product], list(valid.values()),
+                                    ctx.request.headers.get("x-request-id", "missing"), datetime.now(UTC).date(),
+                                    self.pepper) if valid else []
+        for (i, applicant), outcome in zip(valid.items(), outcomes, strict=True):
+            status, out = _answer(outcome)
+            slots[i] = {"index": i, "status": status, "member_ref": member_ref(applicant.applicant_id, self.pepper),
+                        "score": out.result.probability if status == 200 else None,
+                        "decision": out.result.decision if status == 200 else None,
+                        "features": _finite(out.features) if status == 200 else None}
             if status == 200:
-                items.append(BatchItem(index=i, status=200, result=out.result))
+                items[i] = BatchItem(index=i, status=200, result=out.result)
             else:  # the record rules name "applicant.<path>"; in a batch the field is "applicants[i].<path>"
                 errors = [{**e, "field": f"applicants[{i}]" + e["field"].removeprefix("applicant")}
                           for e in out["errors"]]
-                items.append(BatchItem(index=i, status=status, errors=errors))
+                items[i] = BatchItem(index=i, status=status, errors=errors)
         result = BatchResult(request_id=ctx.request.headers.get("x-request-id", "missing"), product=product,
-                             results=items)
+                             results=[items[i] for i in range(len(applicants))])
         try:
-            self._audit(ctx, product, 200, error={"status": 200, "batch": slots})
+            batch = [slots[i] for i in range(len(applicants))]
+            self._audit(ctx, product, 200, error={"status": 200, "batch": batch})
         except AuditUnavailable as err:
             return self._unrecorded(ctx, product, err)
         return result
@@ -275,6 +281,13 @@ class ChronoriskService:
         media = "text/html; charset=utf-8" if fmt == "html" else "text/markdown; charset=utf-8"
         return Response(self.cards[key], media_type=media,
                         headers={"x-model-version": served.version, "cache-control": "no-store"})
+
+
+def _answer(outcome: Scored | ApplicantRejected) -> tuple[int, Any]:
+    """An applicant's status and what its answer is made of: the Scored, or the errors of a 422."""
+    if isinstance(outcome, ApplicantRejected):
+        return 422, {"errors": [e.model_dump() for e in outcome.errors], "features": None}
+    return 200, outcome
 
 
 def _finite(features: dict[str, float | None]) -> dict[str, float | None]:

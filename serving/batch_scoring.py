@@ -1,0 +1,154 @@
+"""Scoring many applicants at once: /score_batch's fast path, with the answers of `score_applicant`.
+
+The applicants' raw tables are concatenated into one extract, validated by the contracts once,
+their features computed once from one pairs frame, and the booster asked once for the raw scores
+and once for the contributions of the whole matrix; each applicant's answer is then finished by
+`serving.scoring.scored_row`, the tail /score uses too. Every answer is bit for bit the one
+`score_applicant` gives the applicant alone (tests/integration/test_batch_scoring.py):
+
+- each request gets its own member id in the extract (`applicant_tables(applicant, key)`), so two
+  requests with the same applicant id never meet the cross-row rules (duplicate keys) or each
+  other's records; no rule beyond "present and unique" and no feature reads a member id;
+- the rules of one member's rows depend only on that member's rows and its members row, so a
+  rejected row is the same row, for the same reasons, as for the applicant alone; its
+  `source_row` is taken back to the applicant's own position before the error paths are named;
+- a feature of one (member, index date) pair reads only that member's records, and LightGBM
+  scores each row of a matrix on its own (the same tree walk, whatever the other rows).
+
+The per-request refusals (`questionnaire_needed`, unknown custom measurements) run per applicant,
+in the order `score_applicant` runs them, so an applicant gets the same first refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from chronorisk.data.contracts import TABLES, validate_tables
+from chronorisk.data.measurements import CUSTOM_TABLE
+from features.build import compute_features
+from serving.schemas import Applicant
+from serving.scoring import (
+    ONE_ROW,
+    ApplicantRejected,
+    Scored,
+    ServedModel,
+    _errors_from_quarantine,
+    applicant_tables,
+    custom_table,
+    questionnaire_needed,
+    scored_row,
+)
+
+Outcome = Scored | ApplicantRejected
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table of the requests' frames, in request order, positions 0..n-1. Empty frames are left out
+    (pandas would let an empty frame's dtypes decide nothing anyway, and warns that it will), unless all are."""
+    kept = [f for f in frames if len(f)]
+    if not kept:
+        return frames[0]
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+
+
+def _slots_of(member_ids: pd.Series, keys: pd.Index) -> np.ndarray:
+    """Per row, the position of its member id among the keys."""
+    return np.asarray(keys.get_indexer(member_ids.astype("str").to_numpy(dtype=object)), dtype=np.int64)
+
+
+def _own_rows(frame: pd.DataFrame, slots: np.ndarray, slot: int) -> pd.DataFrame:
+    """The rows of one request, a view: they are contiguous, as the requests were concatenated in order.
+    (The knock-outs read them by position, so the index is left as it is: a reset would copy every column.)"""
+    lo, hi = np.searchsorted(slots, [slot, slot + 1])
+    return frame.iloc[lo:hi]
+
+
+def _rejections(rejected: dict[str, pd.DataFrame], starts: dict[str, np.ndarray]) -> dict[int, dict[str, pd.DataFrame]]:
+    """The quarantined rows of each request (by its position among those validated), `source_row` back to
+    the row's position in the request's own table, as validating the request alone gives it."""
+    out: dict[int, dict[str, pd.DataFrame]] = {}
+    for table in TABLES:
+        frame = rejected.get(table)
+        if frame is None or not len(frame):
+            continue
+        rows = frame["source_row"].to_numpy(dtype=np.int64)
+        owner = np.searchsorted(starts[table], rows, side="right") - 1  # the last request starting at or before
+        for slot in np.unique(owner).tolist():
+            sel = owner == slot
+            own = frame.iloc[np.flatnonzero(sel)].reset_index(drop=True)
+            own["source_row"] = rows[sel] - starts[table][slot]
+            out.setdefault(slot, {})[table] = own
+    return out
+
+
+def score_applicants(served: ServedModel, applicants: Sequence[Applicant], request_id: str, today: date,
+                     pepper: bytes) -> list[Outcome]:
+    """Each applicant's `score_applicant` answer (a Scored, or the ApplicantRejected it raises), in order."""
+    outcomes: list[Outcome | None] = [None] * len(applicants)
+    live: list[int] = []  # positions in `applicants` that reach the contracts
+    for i, applicant in enumerate(applicants):
+        try:
+            questionnaire_needed(served, applicant)
+        except ApplicantRejected as err:
+            outcomes[i] = err
+            continue
+        live.append(i)
+    if live:
+        _score_live(served, applicants, live, outcomes, request_id, today, pepper)
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def _score_live(served: ServedModel, applicants: Sequence[Applicant], live: list[int], outcomes: list[Outcome | None],
+                request_id: str, today: date, pepper: bytes) -> None:
+    keys = [f"batch-{i}" for i in live]  # one member id per request (see the module's docstring)
+    per_request = [applicant_tables(applicants[i], key) for i, key in zip(live, keys, strict=True)]
+    raw: dict[str, pd.DataFrame] = {}
+    starts: dict[str, np.ndarray] = {}
+    for table in TABLES:
+        frames = [t[table] for t in per_request]
+        starts[table] = np.cumsum([0, *(len(f) for f in frames)])[:-1]
+        raw[table] = _concat(frames)
+    accepted, rejected, _ = validate_tables(raw, extract_date=today, pepper=pepper)
+    refused = _rejections(rejected, starts)
+
+    scored: list[int] = []  # positions in `live` scored by the model
+    custom: list[pd.DataFrame] = []
+    for slot, i in enumerate(live):
+        applicant = applicants[i]
+        errors = _errors_from_quarantine(refused[slot]) if slot in refused else []
+        try:
+            if errors:
+                raise ApplicantRejected(errors)
+            if applicant.custom_measurements or served.model.custom_features:  # a data set's own features
+                custom.append(custom_table(served, applicant, keys[slot]))
+        except ApplicantRejected as err:
+            outcomes[i] = err
+            continue
+        scored.append(slot)
+    if not scored:
+        return
+    tables = dict(accepted)
+    if custom:
+        tables[CUSTOM_TABLE] = _concat(custom)
+    index_dates = [applicants[live[s]].questionnaire.application_date + timedelta(days=1) for s in scored]
+    pairs = pd.DataFrame({"member_id": [keys[s] for s in scored],
+                          "index_date": [pd.Timestamp(d) for d in index_dates]})
+    model = served.model
+    x = np.ascontiguousarray(compute_features(tables, pairs, served.registry)[model.features].to_numpy(dtype=float))
+    # the calling thread, as for one row (`ONE_ROW`): a batch is a few rows, and each row's score is
+    # computed alone, so neither the thread count nor the other rows change a bit of it
+    raw_scores = np.asarray(model.scorer.predict(x, raw_score=True, **ONE_ROW), dtype=float)
+    contribs = np.asarray(model.scorer.predict(x, pred_contrib=True, **ONE_ROW))
+
+    index = pd.Index(keys)
+    rows_of = {name: _slots_of(frame["member_id"], index) for name, frame in tables.items()}
+    for row, (slot, day) in enumerate(zip(scored, index_dates, strict=True)):
+        own = {name: _own_rows(frame, rows_of[name], slot) for name, frame in tables.items()}
+        outcomes[live[slot]] = scored_row(served, request_id, own, day, x[row], float(raw_scores[row]),
+                                          contribs[row])
+
