@@ -19,8 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import psutil
 
 RESULTS = Path("bench/results")
 LONG_RUN_S = 300.0
+CHAMPION_MEMBERS = 5000
 
 
 def machine() -> dict[str, Any]:
@@ -141,3 +142,30 @@ def write_result(name: str, command: str, parameters: dict[str, Any], figures: d
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "chronorisk.cli", *args]
+
+
+def train_champion(tmp: Path, log: Callable[[str], None], members: int = CHAMPION_MEMBERS) -> str:
+    """Train a diabetes champion on a small cohort into a temporary MLflow store under tmp; its URI.
+
+    The scoring benches need a champion of the real kind, not a good one: their yardsticks run the
+    same model, so its size cancels out of every ratio, and a small cohort keeps the set-up short.
+    The data scientist's registry is never touched.
+    """
+    from chronorisk.model.product import load_product
+    from chronorisk.model.registry import connect
+    from chronorisk.synthetic.cohort import load_profile, synthesize
+    from training.gate import promote
+    from training.snapshot import build_snapshot
+    from training.train import train_product
+
+    log(f"training a champion on {members:,} members")
+    profile = load_profile(Path("experiments/profiles/default.yaml"))
+    synthesize(members=members, seed=7, out_dir=tmp / "champion-cohort", profile=profile, workers=2)
+    spec = load_product("diabetes")
+    build_snapshot(tmp / "champion-cohort", spec, tmp / "snap.parquet", extract_date=date(2024, 12, 31),
+                   pepper=b"bench", progress=False)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = connect(uri)
+    version = train_product(spec, tmp / "snap.parquet", artifact_root=tmp / "art", pepper=b"bench").version
+    promote(client, "diabetes", spec.gate, tmp / "promotions.jsonl", to_version=version)
+    return uri
