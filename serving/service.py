@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 from fastapi import FastAPI, Header, Query
@@ -25,14 +25,20 @@ from chronorisk.model.product import load_product
 from chronorisk.settings import load_settings
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
-from serving.batch_scoring import score_applicants
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.openapi import OpenAPIDocument
 from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
-from serving.scoring import ApplicantRejected, Scored, ServedModel, score_applicant
+
+if TYPE_CHECKING:
+    from serving.scoring import ApplicantRejected, Scored, ServedModel
+
+# The scoring path (pandas, LightGBM and scikit-learn, ~3 s) is imported where it runs, not here:
+# `bentoml serve` imports this module in its leader process too, which never scores, so a top-level
+# import would add those seconds to every start. A worker has it imported by its champion-loading
+# thread before it is ready.
 
 logger = logging.getLogger("chronorisk.service")
 # FastAPI's own /docs and /openapi.json would describe only these routes: the one document is /docs.json
@@ -122,6 +128,8 @@ class ChronoriskService:
             reasons=[r.model_dump() for r in result.reasons] if result else None, error=error))
 
     def _one(self, product: str, applicant: Applicant, ctx: bentoml.Context) -> tuple[int, Any]:
+        from serving.scoring import ApplicantRejected, score_applicant
+
         request_id = ctx.request.headers.get("x-request-id", "missing")
         today = datetime.now(UTC).date()
         try:
@@ -152,6 +160,7 @@ class ChronoriskService:
         """Score up to the configured number of applicants; each slot has its own status."""
         from pydantic import ValidationError
 
+        from serving.batch_scoring import score_applicants
         from serving.redaction import field_path
 
         items: dict[int, BatchItem] = {}
@@ -285,6 +294,8 @@ class ChronoriskService:
 
 def _answer(outcome: Scored | ApplicantRejected) -> tuple[int, Any]:
     """An applicant's status and what its answer is made of: the Scored, or the errors of a 422."""
+    from serving.scoring import ApplicantRejected
+
     if isinstance(outcome, ApplicantRejected):
         return 422, {"errors": [e.model_dump() for e in outcome.errors], "features": None}
     return 200, outcome
