@@ -72,13 +72,14 @@ def _prepare(tmp: Path, log: Callable[[str], None]) -> tuple[dict[str, str], str
 def _in_process(uri: str, body: dict[str, Any]) -> dict[str, Any]:
     """score_applicant, and the model alone on the row it built, call for call; both predict on the
     calling thread (ONE_ROW) as /score does, so only the work around the model differs."""
-    from chronorisk.model.registry import connect, fetch, model_name, resolve
+    from chronorisk.settings import Settings
+    from serving.batch import load_served
     from serving.schemas import Applicant
-    from serving.scoring import ONE_ROW, score_applicant, served_from
+    from serving.scoring import ONE_ROW, score_applicant
 
-    client = connect(uri)
-    version = resolve(client, "diabetes", "champion")
-    served = served_from("diabetes", model_name("diabetes"), str(version.version), fetch(client, version))
+    # the bench's own store and pepper, as the servers get them in _prepare's env
+    settings = Settings(mlflow_tracking_uri=uri, id_pepper=PEPPER, environment="development")
+    served = load_served(settings, "diabetes", "champion")
     applicant, today, pepper = Applicant.model_validate(body), datetime.now(UTC).date(), PEPPER.encode()
     first = score_applicant(served, applicant, "bench", today, pepper)
     x = np.array([np.nan if v is None else v for v in first.features.values()], dtype=float).reshape(1, -1)

@@ -159,9 +159,8 @@ _CHILD_PARSE = ("import sys\n"
 def _parse_in_child(model_path: Path) -> None:
     """Parse the model in a throwaway process first: a file LightGBM's parser crashes on (a segfault, not
     an exception) takes down the child, not the service."""
-    code = _CHILD_PARSE
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True,
+        done = subprocess.run([sys.executable, "-c", _CHILD_PARSE, str(model_path)], capture_output=True,
                               timeout=CHILD_PARSE_TIMEOUT_S)
     except subprocess.TimeoutExpired as err:
         raise ModelLoadError(f"{model_path}: parsing took over {CHILD_PARSE_TIMEOUT_S} s in a child process") from err
