@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     keys_file: Path = Field(Path("keys.json"), description="API keys: hashes and allowed products, mode 0600")
     serve_products: Annotated[list[str], NoDecode] = Field(
         ["diabetes"], description="products whose champion the service loads (comma-separated in the environment)")
+    serve_versions: Annotated[dict[str, str], NoDecode] = Field(
+        {}, description="product=version pairs (comma-separated in the environment) the service loads instead of "
+                        "resolving the champion alias: `chronorisk serve` resolves it once and hands the version to "
+                        "every worker, so all workers (and any BentoML restarts) answer with the same model")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
     max_reading: int = Field(256, ge=1, description="connections still sending their body, per worker, counted "
                                                    "apart from requests being scored; beyond it a fast 503")
@@ -65,6 +69,17 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("serve_versions", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.strip() for p in value.split(",") if p.strip()]
+            bad = [p for p in pairs if p.count("=") != 1 or not all(part.strip() for part in p.split("="))]
+            if bad:
+                raise ValueError(f"serve_versions: {len(bad)} entries are not product=version (e.g. diabetes=3)")
+            return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
         return value
 
     @model_validator(mode="after")

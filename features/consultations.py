@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table
+from chronorisk.data.text_columns import ColumnArray
 from features.pointintime import Pairs, count, join_before, last, maximum, mean, median, minimum
 
 # ICD-10 / ATC prefixes of each flag, matched at the start of any code in the ";"-list.
@@ -92,12 +94,12 @@ TIEBREAK = ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
             "heart_rate_bpm", "smoking_status")
 
 
-def code_hits(codes: pd.Series, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, np.ndarray]:
+def code_hits(codes: pd.Series | ColumnArray, patterns: Mapping[str, re.Pattern[str]]) -> dict[str, np.ndarray]:
     """Per pattern, the rows whose ";"-separated code list it finds. Code lists repeat a lot (a
     million consultations hold a few thousand distinct lists), so each distinct list is matched
     once and the answers mapped back: as fast for one applicant as for a whole book. The feature
     flags and the products' event definitions (training/labels.py) both match codes this way."""
-    found, uniques = pd.factorize(codes.fillna(""))
+    found, uniques = pd.factorize(codes)  # missing: code -1, which matches nothing
     out = {}
     for name, pattern in patterns.items():
         hits = np.array([pattern.search(str(u)) is not None for u in uniques] + [False], dtype=bool)
@@ -105,7 +107,7 @@ def code_hits(codes: pd.Series, patterns: Mapping[str, re.Pattern[str]]) -> dict
     return out
 
 
-def code_flags(consultations: pd.DataFrame) -> dict[str, np.ndarray]:
+def code_flags(consultations: Table) -> dict[str, np.ndarray]:
     """One boolean per flag and consultation."""
     out = {}
     for column in ("icd10_codes", "atc_codes"):
@@ -114,7 +116,7 @@ def code_flags(consultations: pd.DataFrame) -> dict[str, np.ndarray]:
     return {name: out[name] for name in CODE_FLAGS}
 
 
-def consultation_features(consultations: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+def consultation_features(consultations: Table, pairs: Pairs) -> dict[str, np.ndarray]:
     j = join_before(consultations, pairs, tiebreak=TIEBREAK)
     seen = count(j) > 0
     weight, height = j.col("weight_kg"), j.col("height_cm")

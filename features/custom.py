@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table
 from features.pointintime import Pairs, join_before, last
 from features.registry import FeatureRegistry, default_registry
 
@@ -29,7 +29,7 @@ def custom_names(registry: FeatureRegistry) -> list[str]:
     return [s.name for s in registry if s.source == CUSTOM_SOURCE]
 
 
-def custom_features(measurements: pd.DataFrame, pairs: Pairs, names: list[str]) -> dict[str, np.ndarray]:
+def custom_features(measurements: Table, pairs: Pairs, names: list[str]) -> dict[str, np.ndarray]:
     """Each custom feature's latest value dated strictly before the index date (NaN when none)."""
     j = join_before(measurements, pairs, tiebreak=("feature",))
     feature = np.asarray(j.raw("feature"), dtype=object)

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table, floats, plain, positions, text
+from chronorisk.data.text_columns import ColumnArray
 from chronorisk.data.units import YEAR_DAYS
 from features.pointintime import Pairs, day_numbers
 
@@ -30,23 +32,23 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-def levels(values: pd.Series) -> np.ndarray:
+def levels(values: ColumnArray) -> np.ndarray:
     """FAMILY_LEVEL of each value (NaN for missing or unknown), looked up once per distinct value."""
     codes, uniques = pd.factorize(values)
     lookup = np.array([FAMILY_LEVEL.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
     return lookup[codes]
 
 
-def demographic_features(members: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
-    row = pd.Index(members["member_id"].astype("str")).get_indexer(pairs.frame["member_id"])
+def demographic_features(members: Table, pairs: Pairs) -> dict[str, np.ndarray]:
+    row = positions(text(members["member_id"]), pairs.members[pairs.member_codes])
     found = row >= 0
-    m = members.iloc[np.where(found, row, 0)]
-    sex = m["sex"].to_numpy(dtype=object)
+    m = members.take(np.where(found, row, 0))
+    sex = plain(m["sex"]).astype(object)
     out = {
         "age_years": (pairs.days - day_numbers(m["birth_date"])) / YEAR_DAYS,
         "sex_male": np.where(pd.isna(sex), np.nan, (sex == "M").astype(float)),
         "fh_diabetes_level": levels(m["family_history_diabetes"]),
         "fh_hypertension_level": levels(m["family_history_hypertension"]),
-        "family_history_score": m["family_history_score"].to_numpy(dtype=float, na_value=np.nan),
+        "family_history_score": floats(m["family_history_score"]),
     }
     return {k: np.where(found, v, np.nan) for k, v in out.items()}

@@ -10,9 +10,9 @@ never measured stays NaN, apart from long ago.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table
 from chronorisk.data.units import CANONICAL_UNIT
 from features.pointintime import Pairs, distinct_days, join_before, last, minimum, slope_per_year
 
@@ -59,7 +59,7 @@ SPECS = _specs()
 NAMES = [s.name for s in SPECS]
 
 
-def lab_features(labs: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+def lab_features(labs: Table, pairs: Pairs) -> dict[str, np.ndarray]:
     j = join_before(labs, pairs, tiebreak=("test",))
     test = j.raw("test")
     value = j.col("value")

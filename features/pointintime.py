@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chronorisk.data.table import Table, floats, plain, positions, text
+from chronorisk.data.text_columns import ColumnArray
 from chronorisk.data.units import YEAR_DAYS
 
 KEY = ["member_id", "index_date"]
@@ -45,9 +47,10 @@ def day_numbers(dates: pd.Series | np.ndarray) -> np.ndarray:
 class Pairs:
     """The index pairs, prepared once per feature build: member codes and index days."""
 
-    frame: pd.DataFrame
+    member_ids: np.ndarray  # str objects
+    index_dates: np.ndarray  # datetime64[s], whole days
     member_codes: np.ndarray
-    members: pd.Index
+    members: ColumnArray  # the distinct member ids, as text
     days: np.ndarray
     by_member: np.ndarray  # pair positions sorted by member code
     starts: np.ndarray  # per member code: first position in by_member
@@ -55,37 +58,43 @@ class Pairs:
 
     @property
     def n(self) -> int:
-        return len(self.frame)
+        return len(self.member_ids)
 
     @classmethod
-    def of(cls, index: pd.DataFrame) -> Pairs:
-        codes, members = pd.factorize(index["member_id"])
+    def of(cls, member_ids: np.ndarray, index_dates: np.ndarray) -> Pairs:
+        """From distinct (member id, index date) pairs: str ids, dates at day resolution (`index_frame`'s)."""
+        codes, members = pd.factorize(member_ids)
         order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes, minlength=len(members))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        return cls(index, codes.astype(np.int64), pd.Index(members), day_numbers(index["index_date"]), order,
-                   starts, counts)
+        return cls(member_ids, index_dates, codes.astype(np.int64), text(np.asarray(members, dtype=object)),
+                   day_numbers(index_dates), order, starts, counts)
+
+    @classmethod
+    def of_frame(cls, pairs: pd.DataFrame) -> Pairs:
+        index = index_frame(pairs)
+        return cls.of(index["member_id"].to_numpy(dtype=object), index["index_date"].to_numpy())
 
 
 class Columns:
     """A table's columns as numpy arrays, each converted once however many features read it."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
+    def __init__(self, table: Table) -> None:
+        self.table = table
         self._float: dict[str, np.ndarray] = {}
         self._raw: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return len(self.table)
 
     def float(self, name: str) -> np.ndarray:
         if name not in self._float:
-            self._float[name] = self.frame[name].to_numpy(dtype=float, na_value=np.nan)
+            self._float[name] = floats(self.table[name])
         return self._float[name]
 
     def raw(self, name: str) -> np.ndarray:
         if name not in self._raw:
-            self._raw[name] = self.frame[name].to_numpy()
+            self._raw[name] = plain(self.table[name])
         return self._raw[name]
 
 
@@ -113,12 +122,12 @@ class Joined:
         return Joined(self.g[mask], self.days_before[mask], self.rows[mask], self.source, self.n_pairs)
 
 
-def _sort_key(values: pd.Series) -> np.ndarray:
-    """A key that sorts like the values themselves, whatever else is in the frame (numbers as
+def _sort_key(values: ColumnArray) -> np.ndarray:
+    """A key that sorts like the values themselves, whatever else is in the table (numbers as
     numbers, text by its sorted codes), so ties are broken by content, never by input order."""
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return values.to_numpy(dtype=float, na_value=np.nan)
-    codes, _ = pd.factorize(values.astype("str"), sort=True)
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return floats(values)
+    codes, _ = pd.factorize(text(values), sort=True)
     return np.asarray(codes, dtype=np.int64)
 
 
@@ -127,14 +136,14 @@ def _has_ties(g: np.ndarray, before: np.ndarray) -> bool:
     return bool(len(g) > 1 and ((g[1:] == g[:-1]) & (before[1:] == before[:-1])).any())
 
 
-def join_before(records: pd.DataFrame, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
+def join_before(records: Table, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
                 tiebreak: Sequence[str] = ()) -> Joined:
     """Rows of `records` dated strictly before each pair's index date (and within `within_days`)."""
     cols = Columns(records)
     empty = Joined(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), cols, pairs.n)
     if len(records) == 0 or pairs.n == 0:
         return empty
-    member = pairs.members.get_indexer(records["member_id"])
+    member = positions(pairs.members, records["member_id"])
     known = np.flatnonzero(member >= 0)
     member = member[known]
     reps = pairs.counts[member]

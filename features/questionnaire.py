@@ -7,9 +7,9 @@ to trust them and FINDRISC can be scored from them alone.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table
 from features.demographics import levels
 from features.pointintime import Pairs, join_before, last_row
 
@@ -37,7 +37,7 @@ NAMES = [s.name for s in SPECS]
 FLAGS = ["active_30min", "daily_veg_fruit", "ever_bp_treatment", "ever_high_glucose", "smoker"]
 
 
-def questionnaire_features(applications: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+def questionnaire_features(applications: Table, pairs: Pairs) -> dict[str, np.ndarray]:
     """The latest application dated before the index date (the day after it, for an applicant)."""
     j = join_before(applications, pairs, date_col="application_date", tiebreak=FLAGS)
     latest = last_row(j)

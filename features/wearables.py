@@ -7,9 +7,9 @@ Members without a device have no rows: their activity features stay NaN and thei
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from chronorisk.data.declaration import FeatureSpec
+from chronorisk.data.table import Table
 from features.pointintime import Pairs, count, join_before, mean, median, slope_per_year, std
 
 WINDOWS = (30, 90, 365)
@@ -52,7 +52,7 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-def wearable_features(wear: pd.DataFrame, pairs: Pairs) -> dict[str, np.ndarray]:
+def wearable_features(wear: Table, pairs: Pairs) -> dict[str, np.ndarray]:
     j = join_before(wear, pairs, within_days=max(WINDOWS))
     steps, rhr = j.col("steps"), j.col("resting_hr")
     sleep, active = j.col("sleep_minutes"), j.col("active_minutes")

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,8 +71,21 @@ _records = Table(
 )
 
 
+_LAST = select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
+_INSERT = _records.insert()  # built once: .values(**row) per call compiled a new statement each time
+
+
 class AuditUnavailable(RuntimeError):
     """The record could not be committed (or the log could not be read); the service answers 503."""
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One record waiting to be committed, and what became of it."""
+
+    record: AuditRecord
+    stored: AuditRecord | None = None
+    error: AuditUnavailable | None = None
 
 
 def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
@@ -116,6 +129,8 @@ class AuditLog:
         # 100 ms, which at 8 concurrent requests cost more than the commits themselves. Other
         # processes still serialise on the database lock (BEGIN IMMEDIATE, or the advisory lock).
         self._appending = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []  # records waiting for the next commit (group commit, `append`)
         # Opening is not on a request's path: several workers starting together may wait on each other's
         # SQLite lock for longer than one write may, so the table creation is retried for up to 10 s.
         opening = time.monotonic() + max(timeout_s, 10.0)
@@ -139,45 +154,78 @@ class AuditLog:
 
         ValueError instead means the caller built a record that cannot be stored exactly (a time
         that is not UTC, a non-finite score, a field that is not JSON).
+
+        Group commit: a record waiting while another append commits is committed with the others
+        waiting then, in one transaction, by whichever of them takes the log next; each caller still
+        returns only once its own record is committed, so every answer still follows its record.
         """
         if self.keys is None:
             raise ValueError("this audit log was opened without keys: it is read-only")
         key = self.keys.hmac_key
-        clean = normalised(record)
+        mine = _Pending(normalised(record))  # a record that cannot be stored: the caller's ValueError, alone
         if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
             raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
                                    f"not answer within {self.timeout_s:g} s moments ago")
+        with self._queue_lock:
+            self._queue.append(mine)
         with deadline(self.timeout_s):
             if not self._appending.acquire(timeout=max(remaining() or 0.0, 0.0)):
+                with self._queue_lock:
+                    if mine in self._queue:  # never taken: it will not be committed later either
+                        self._queue.remove(mine)
                 raise AuditUnavailable(f"audit record {record.request_id!r} not committed: "
                                        f"other appends held the log for {self.timeout_s:g} s")
             try:
-                stored = self._commit(clean, key)
-            except AuditUnavailable:
-                if (remaining() or 1.0) <= 0:  # a hang, not a refusal: fail fast for a while, one probe after
-                    self._hung_until = time.monotonic() + self.timeout_s
-                raise
+                if mine.stored is None and mine.error is None:  # nobody committed it while this caller waited
+                    with self._queue_lock:
+                        batch, self._queue = self._queue, []
+                    self._commit_batch(batch, key)
             finally:
                 self._appending.release()
-        assert stored.seq is not None and stored.record_hash is not None
-        self._unsigned = True
-        if stored.seq == 1 or stored.seq % self.checkpoint_every == 0:
-            self._sign(stored.seq, stored.record_hash)
-        return stored
+        if mine.error is not None:
+            raise mine.error
+        assert mine.stored is not None
+        return mine.stored
 
-    def _commit(self, clean: AuditRecord, key: bytes) -> AuditRecord:
+    def _commit_batch(self, batch: list[_Pending], key: bytes) -> None:
+        """Commit the waiting records in one transaction; if it fails and holds several, each alone (so one
+        record's failure, a repeated request id say, is not its neighbours')."""
+        try:
+            stored = self._commit([p.record for p in batch], key)
+        except AuditUnavailable as err:
+            if (remaining() or 1.0) <= 0:  # a hang, not a refusal: fail fast for a while, one probe after
+                self._hung_until = time.monotonic() + self.timeout_s
+            if len(batch) == 1 or time.monotonic() < self._hung_until:
+                for p in batch:
+                    p.error = err
+                return
+            for p in batch:
+                self._commit_batch([p], key)
+            return
+        for p, s in zip(batch, stored, strict=True):
+            p.stored = s
+        self._unsigned = True
+        for s in stored:
+            assert s.seq is not None and s.record_hash is not None
+            if s.seq == 1 or s.seq % self.checkpoint_every == 0:
+                self._sign(s.seq, s.record_hash)
+
+    def _commit(self, records: list[AuditRecord], key: bytes) -> list[AuditRecord]:
         try:
             with self._write() as conn:
-                last = conn.execute(
-                    select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
-                ).first()
+                last = conn.execute(_LAST).first()
                 seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.record_hash)
-                stored = replace(clean, seq=seq, prev_hash=prev, record_hash=None)
-                stored = replace(stored, record_hash=chain_hash(stored, key))
-                conn.execute(_records.insert().values(**to_row(stored)))
+                out = []
+                for clean in records:
+                    stored = replace(clean, seq=seq, prev_hash=prev, record_hash=None)
+                    stored = replace(stored, record_hash=chain_hash(stored, key))
+                    out.append(stored)
+                    seq, prev = seq + 1, stored.record_hash
+                conn.execute(_INSERT, [to_row(s) for s in out])
         except SQLAlchemyError as err:
-            raise AuditUnavailable(f"audit record {clean.request_id!r} not committed: {reason(err)}") from err
-        return stored
+            names = ", ".join(repr(r.request_id) for r in records)
+            raise AuditUnavailable(f"audit record {names} not committed: {reason(err)}") from err
+        return out
 
     def _sign(self, seq: int, head: str) -> None:
         """Append a signed checkpoint; a failure is logged, never raised: the record is committed and

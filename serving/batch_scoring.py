@@ -1,7 +1,7 @@
 """Scoring many applicants at once: /score_batch's fast path, with the answers of `score_applicant`.
 
 The applicants' raw tables are concatenated into one extract, validated by the contracts once,
-their features computed once from one pairs frame, and the booster asked once for the raw scores
+their features computed once for all their (member, index date) pairs, and the booster asked once for the raw scores
 and once for the contributions of the whole matrix; each applicant's answer is then finished by
 `serving.scoring.scored_row`, the tail /score uses too. Every answer is bit for bit the one
 `score_applicant` gives the applicant alone (tests/integration/test_batch_scoring.py):
@@ -27,9 +27,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from chronorisk.data.contracts import TABLES, validate_tables
+from chronorisk.data.contracts import TABLES, validate_columns
 from chronorisk.data.measurements import CUSTOM_TABLE
-from features.build import compute_features
+from chronorisk.data.table import Table, plain
+from chronorisk.data.text_columns import ColumnArray
+from features.build import feature_matrix
+from features.pointintime import Pairs
 from serving.schemas import Applicant
 from serving.scoring import (
     ONE_ROW,
@@ -46,25 +49,30 @@ from serving.scoring import (
 Outcome = Scored | ApplicantRejected
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """One table of the requests' frames, in request order, positions 0..n-1. Empty frames are left out
-    (pandas would let an empty frame's dtypes decide nothing anyway, and warns that it will), unless all are."""
-    kept = [f for f in frames if len(f)]
-    if not kept:
-        return frames[0]
-    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+def _concat(tables: list[Table]) -> Table:
+    """One table of the requests' tables, in request order, positions 0..n-1 (all built alike by
+    `applicant_tables`, so their columns share names and dtypes)."""
+    kept = [t for t in tables if len(t)]
+    if len(kept) <= 1:
+        return kept[0] if kept else tables[0]
+    return Table({name: _concat_arrays([t[name] for t in kept]) for name in kept[0]})
 
 
-def _slots_of(member_ids: pd.Series, keys: pd.Index) -> np.ndarray:
+def _concat_arrays(arrays: list[ColumnArray]) -> ColumnArray:
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays)
+    return type(arrays[0])._concat_same_type(arrays)
+
+
+def _slots_of(member_ids: ColumnArray, keys: pd.Index) -> np.ndarray:
     """Per row, the position of its member id among the keys."""
-    return np.asarray(keys.get_indexer(member_ids.astype("str").to_numpy(dtype=object)), dtype=np.int64)
+    return np.asarray(keys.get_indexer(plain(member_ids)), dtype=np.int64)
 
 
-def _own_rows(frame: pd.DataFrame, slots: np.ndarray, slot: int) -> pd.DataFrame:
-    """The rows of one request, a view: they are contiguous, as the requests were concatenated in order.
-    (The knock-outs read them by position, so the index is left as it is: a reset would copy every column.)"""
+def _own_rows(table: Table, slots: np.ndarray, slot: int) -> Table:
+    """The rows of one request: they are contiguous, as the requests were concatenated in order."""
     lo, hi = np.searchsorted(slots, [slot, slot + 1])
-    return frame.iloc[lo:hi]
+    return table.take(np.arange(lo, hi))
 
 
 def _rejections(rejected: dict[str, pd.DataFrame], starts: dict[str, np.ndarray]) -> dict[int, dict[str, pd.DataFrame]]:
@@ -107,17 +115,17 @@ def _score_live(served: ServedModel, applicants: Sequence[Applicant], live: list
                 request_id: str, today: date, pepper: bytes) -> None:
     keys = [f"batch-{i}" for i in live]  # one member id per request (see the module's docstring)
     per_request = [applicant_tables(applicants[i], key) for i, key in zip(live, keys, strict=True)]
-    raw: dict[str, pd.DataFrame] = {}
+    raw: dict[str, Table] = {}
     starts: dict[str, np.ndarray] = {}
     for table in TABLES:
         frames = [t[table] for t in per_request]
         starts[table] = np.cumsum([0, *(len(f) for f in frames)])[:-1]
         raw[table] = _concat(frames)
-    accepted, rejected, _ = validate_tables(raw, extract_date=today, pepper=pepper)
+    accepted, rejected, _ = validate_columns(raw, extract_date=today, pepper=pepper)
     refused = _rejections(rejected, starts)
 
     scored: list[int] = []  # positions in `live` scored by the model
-    custom: list[pd.DataFrame] = []
+    custom: list[Table] = []
     for slot, i in enumerate(live):
         applicant = applicants[i]
         errors = _errors_from_quarantine(refused[slot]) if slot in refused else []
@@ -136,10 +144,10 @@ def _score_live(served: ServedModel, applicants: Sequence[Applicant], live: list
     if custom:
         tables[CUSTOM_TABLE] = _concat(custom)
     index_dates = [applicants[live[s]].questionnaire.application_date + timedelta(days=1) for s in scored]
-    pairs = pd.DataFrame({"member_id": [keys[s] for s in scored],
-                          "index_date": [pd.Timestamp(d) for d in index_dates]})
+    pairs = Pairs.of(np.array([keys[s] for s in scored], dtype=object),
+                     np.array(index_dates, dtype="datetime64[D]").astype("datetime64[s]"))
     model = served.model
-    x = np.ascontiguousarray(compute_features(tables, pairs, served.registry)[model.features].to_numpy(dtype=float))
+    x = np.ascontiguousarray(feature_matrix(tables, pairs, served.registry)[:, served.model_columns])
     # the calling thread, as for one row (`ONE_ROW`): a batch is a few rows, and each row's score is
     # computed alone, so neither the thread count nor the other rows change a bit of it
     raw_scores = np.asarray(model.scorer.predict(x, raw_score=True, **ONE_ROW), dtype=float)

@@ -7,17 +7,20 @@ so the batch runner reproduces the service's answers bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from chronorisk.data.contracts import rule_message, validate_tables
+from chronorisk.data.contracts import CONTRACTS, rule_message, validate_columns
 from chronorisk.data.measurements import CUSTOM_TABLE, applicant_measurements
+from chronorisk.data.table import Table, column_of
 from chronorisk.model.bundle import LoadedModel
-from features.build import compute_features
+from features.build import feature_matrix
+from features.pointintime import Pairs
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import ANSWERS, Applicant, ApplicantError, Reason, ScoreResult
 from training.labels import event_records
@@ -49,6 +52,11 @@ class ServedModel:
     version: str
     model: LoadedModel
     registry: FeatureRegistry
+    model_columns: np.ndarray = field(init=False)  # each model feature's column in the registry's rows
+
+    def __post_init__(self) -> None:
+        names = self.registry.names()
+        object.__setattr__(self, "model_columns", np.array([names.index(f) for f in self.model.features], np.int64))
 
 
 @dataclass(frozen=True)
@@ -59,38 +67,26 @@ class Scored:
     raw_score: float
 
 
+def _table(name: str, n: int, columns: dict[str, list[Any]]) -> Table:
+    """Request values as the raw table `name`, each column in its contract kind's canonical dtype."""
+    kinds = CONTRACTS[name].columns
+    return Table({col: column_of(kinds[col].kind, values) for col, values in columns.items()}, n)
+
+
+def _records(records: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Records as columns, read by attribute: one pass per column, no dict per record."""
+    return {name: [getattr(r, name) for r in records] for name in names}
+
+
 CONSULTATION_COLUMNS = ("date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
                         "triceps_skinfold_mm", "pregnancies", "heart_rate_bpm", "smoking_status")
 LAB_COLUMNS = ("date", "test", "value", "unit")
 WEARABLE_COLUMNS = ("date", "steps", "resting_hr", "sleep_minutes", "active_minutes", "wear_minutes")
 
 
-def _columns(records: list[Any], names: tuple[str, ...], floats: tuple[str, ...] = (), ints: tuple[str, ...] = ()
-             ) -> dict[str, Any]:
-    """Records as typed columns, read by attribute: one array per column instead of a dict per record
-    (a year of wearable days is 365 records, and pandas' type inference over lists of python objects
-    costs more than the features). Dates become datetime64, `floats` float64 with NaN for None, `ints`
-    nullable Int64, and the rest text."""
-    out: dict[str, Any] = {}
-    for name in names:
-        values = [getattr(r, name) for r in records]
-        if name == "date":
-            out[name] = np.array(values, dtype="datetime64[D]").astype("datetime64[s]")
-        elif name in floats:
-            out[name] = np.array(values, dtype=float)
-        elif name in ints:
-            out[name] = pd.array(values, dtype="Int64")
-        else:
-            out[name] = pd.array(values, dtype="str")
-    return out
-
-
-def _same(text: str, n: int) -> Any:
-    return pd.array([text] * n, dtype="str")
-
-
-def applicant_tables(applicant: Applicant, key: str | None = None) -> dict[str, pd.DataFrame]:
-    """The request as raw tables, exactly as a batch extract would hold them.
+def applicant_tables(applicant: Applicant, key: str | None = None) -> dict[str, Table]:
+    """The request as raw tables, exactly as a batch extract would hold them, built as arrays in one
+    pass over the parsed request (no DataFrame: its fixed costs were most of a request's time).
 
     With `key` (a batch of requests, `serving.batch_scoring`), the key is the member id and prefixes the
     consultation ids, so that requests concatenated into one extract never share a key; neither id is
@@ -99,32 +95,27 @@ def applicant_tables(applicant: Applicant, key: str | None = None) -> dict[str, 
     prefix = f"{key}:" if key else ""
     q = applicant.questionnaire
     d = applicant.demographics
-    members = pd.DataFrame({
+    members = _table("members", 1, {
         "member_id": [mid], "birth_date": [d.birth_date], "sex": [d.sex], "region": [d.region],
         "enrollment_start": [q.application_date], "enrollment_end": [None],
         "family_history_diabetes": [d.family_history_diabetes],
         "family_history_hypertension": [d.family_history_hypertension],
-        "family_history_score": pd.array([d.family_history_score], dtype="Float64"),
-    })
+        "family_history_score": [d.family_history_score]})
     # no answers at all: no application row, as for an extract without a questionnaire (a model that uses
     # the answers refuses such a request first: `questionnaire_needed`)
-    answers = q.model_dump()
-    applications = pd.DataFrame({"member_id": [mid], **{k: [v] for k, v in answers.items()}})
-    if not q.answered():
-        applications = applications.iloc[:0]
-    cons = applicant.consultations
-    consultations = pd.DataFrame({
-        "consultation_id": [f"{prefix}{i}" for i in range(len(cons))], "member_id": _same(mid, len(cons)),
-        **_columns(cons, CONSULTATION_COLUMNS, ("weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
-                                                "triceps_skinfold_mm", "heart_rate_bpm"), ("pregnancies",)),
+    answered = q.answered()
+    applications = _table("applications", int(answered), {"member_id": [mid] if answered else [], **{
+        k: [v] if answered else [] for k, v in q.model_dump().items()}})
+    cons, labs, wear = applicant.consultations, applicant.lab_results, applicant.wearable_daily
+    consultations = _table("consultations", len(cons), {
+        "consultation_id": [f"{prefix}{i}" for i in range(len(cons))], "member_id": [mid] * len(cons),
+        **_records(cons, CONSULTATION_COLUMNS),
         "icd10_codes": [";".join(c.icd10_codes) for c in cons], "atc_codes": [";".join(c.atc_codes) for c in cons]})
-    labs = pd.DataFrame({"member_id": _same(mid, len(applicant.lab_results)),
-                         **_columns(applicant.lab_results, LAB_COLUMNS, ("value",))})
-    wear = pd.DataFrame({"member_id": _same(mid, len(applicant.wearable_daily)),
-                         **_columns(applicant.wearable_daily, WEARABLE_COLUMNS,
-                                    ("resting_hr", "sleep_minutes", "active_minutes", "wear_minutes"), ("steps",))})
+    lab_results = _table("lab_results", len(labs), {"member_id": [mid] * len(labs), **_records(labs, LAB_COLUMNS)})
+    wearable_daily = _table("wearable_daily", len(wear), {"member_id": [mid] * len(wear),
+                                                          **_records(wear, WEARABLE_COLUMNS)})
     return {"members": members, "applications": applications, "consultations": consultations,
-            "lab_results": labs, "wearable_daily": wear}
+            "lab_results": lab_results, "wearable_daily": wearable_daily}
 
 
 # Members-table columns that the request carries elsewhere, or under another name.
@@ -146,12 +137,12 @@ def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[Applicant
     errors: list[ApplicantError] = []
     seen: set[tuple[str, str]] = set()
     for table, frame in rejected.items():
-        for _, row in frame.iterrows():
-            for reason in str(row["reason"]).split(";"):
+        for why, source_row in zip(frame["reason"].tolist(), frame["source_row"].tolist(), strict=True):
+            for reason in str(why).split(";"):
                 rule, _, column = reason.partition(":")
                 if rule == "member_rejected":
                     continue
-                field = _field(table, int(row["source_row"]), rule, column)
+                field = _field(table, int(source_row), rule, column)
                 if (field, rule) not in seen:
                     seen.add((field, rule))
                     errors.append(ApplicantError(field=field, rule=rule, message=rule_message(table, reason)))
@@ -161,28 +152,30 @@ def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[Applicant
     return errors
 
 
-def accepted_tables(applicant: Applicant, today: date, pepper: bytes) -> dict[str, pd.DataFrame]:
+def accepted_tables(applicant: Applicant, today: date, pepper: bytes) -> dict[str, Table]:
     """Validate the applicant's records with the batch contracts; any rejected row rejects the request."""
-    accepted, rejected, _ = validate_tables(applicant_tables(applicant), extract_date=today, pepper=pepper)
+    accepted, rejected, _ = validate_columns(applicant_tables(applicant), extract_date=today, pepper=pepper)
     errors = _errors_from_quarantine({k: v for k, v in rejected.items() if len(v)})
     if errors:
         raise ApplicantRejected(errors)
     return accepted
 
 
-def feature_row(tables: dict[str, pd.DataFrame], applicant_id: str, index_date: date,
-                registry: FeatureRegistry) -> pd.Series:
-    pairs = pd.DataFrame({"member_id": [applicant_id], "index_date": [pd.Timestamp(index_date)]})
-    return compute_features(tables, pairs, registry).iloc[0]
+def feature_row(tables: Mapping[str, Table], applicant_id: str, index_date: date,
+                registry: FeatureRegistry) -> np.ndarray:
+    """The applicant's features in registry order (NaN where missing): the one feature function's row."""
+    pairs = Pairs.of(np.array([applicant_id], dtype=object), np.array([index_date], dtype="datetime64[D]")
+                     .astype("datetime64[s]"))
+    return feature_matrix(tables, pairs, registry)[0]
 
 
-def _knockout(served: ServedModel, tables: dict[str, pd.DataFrame], index_date: date) -> str | None:
+def _knockout(served: ServedModel, tables: Mapping[str, Table], index_date: date) -> str | None:
     spec = served.model.spec
     _, dates = event_records(tables, spec)
     if (dates < np.datetime64(index_date)).any():
         return f"prevalent: {spec.disease} already on record before the application"
     t = np.datetime64(index_date)
-    sources = sum(int((tables[name]["date"].to_numpy() < t).any()) for name in LIST_TABLES if len(tables[name]))
+    sources = sum(int((np.asarray(tables[name]["date"]) < t).any()) for name in LIST_TABLES if len(tables[name]))
     if sources < spec.knockouts.min_data_sources:
         return f"too little data: {sources} of consultations, labs or wearables on record " \
                f"(at least {spec.knockouts.min_data_sources} needed)"
@@ -238,14 +231,14 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
         tables[CUSTOM_TABLE] = custom_table(served, applicant)
     index_date = applicant.questionnaire.application_date + timedelta(days=1)
     row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
-    values = row[served.model.features].to_numpy(dtype=float)
+    values = row[served.model_columns]
     x = values.reshape(1, -1)
     raw = float(np.asarray(served.model.scorer.predict(x, raw_score=True, **ONE_ROW))[0])
     contrib = np.asarray(served.model.scorer.predict(x, pred_contrib=True, **ONE_ROW))[0]
     return scored_row(served, request_id, tables, index_date, values, raw, contrib)
 
 
-def scored_row(served: ServedModel, request_id: str, tables: dict[str, pd.DataFrame], index_date: date,
+def scored_row(served: ServedModel, request_id: str, tables: Mapping[str, Table], index_date: date,
                values: np.ndarray, raw: float, contrib: np.ndarray) -> Scored:
     """One applicant's answer from its model row, raw score and contributions: calibration, risk class,
     knock-outs (from the applicant's own accepted tables) and reasons. /score and /score_batch both end here."""
@@ -267,7 +260,7 @@ def scored_row(served: ServedModel, request_id: str, tables: dict[str, pd.DataFr
     return Scored(result=result, features=features, contributions=contrib, raw_score=raw)
 
 
-def custom_table(served: ServedModel, applicant: Applicant, key: str | None = None) -> pd.DataFrame:
+def custom_table(served: ServedModel, applicant: Applicant, key: str | None = None) -> Table:
     """The request's custom measurements as the long table the custom features read; a name the
     model was not trained with is refused (a typo must not score as 'not recorded')."""
     known = [s.name for s in served.model.custom_features]
@@ -277,8 +270,8 @@ def custom_table(served: ServedModel, applicant: Applicant, key: str | None = No
             field=f"applicant.custom_measurements.{name}", rule="unknown_feature",
             message=f"model {served.model_name} v{served.version} has custom features {known or 'none'}")
             for name in unknown])
-    return applicant_measurements(key or applicant.applicant_id, applicant.questionnaire.application_date,
-                                  applicant.custom_measurements)
+    return Table.of(applicant_measurements(key or applicant.applicant_id, applicant.questionnaire.application_date,
+                                           applicant.custom_measurements))
 
 
 def served_from(product: str, model_name: str, version: str, model: LoadedModel,

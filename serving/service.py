@@ -91,8 +91,9 @@ class ChronoriskService:
         who_icd10()  # the WHO ICD-10 list is parsed once, here, not on the first request
 
         for product in self.products:
-            try:
-                self.models[product] = load_served(self.settings, product, CHAMPION)
+            try:  # the version the launcher resolved for every worker (`chronorisk serve`), else the alias
+                self.models[product] = load_served(self.settings, product,
+                                                   self.settings.serve_versions.get(product, CHAMPION))
                 logger.info("loaded %s champion v%s", product, self.models[product].version)
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"

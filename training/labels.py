@@ -11,6 +11,7 @@ row is dropped and counted, never silently labelled negative.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from chronorisk.data.enrolment import enrolled_on
+from chronorisk.data.table import Table, floats, plain
+from chronorisk.data.text_columns import ColumnArray
 from chronorisk.model.product import ProductSpec, split_rows
 from features.consultations import code_hits
 
@@ -53,15 +56,19 @@ class Labelled:
     counts: LabelCounts = field(default_factory=LabelCounts)
 
 
-def _prefix_match(codes: pd.Series, prefixes: list[str]) -> np.ndarray:
+def _prefix_match(codes: pd.Series | ColumnArray, prefixes: list[str]) -> np.ndarray:
     """Rows whose ";"-separated code list holds a code starting with one of the prefixes."""
     if not prefixes:
         return np.zeros(len(codes), dtype=bool)
-    rx = re.compile("(?:^|;)(?:" + "|".join(re.escape(p) for p in prefixes) + ")")
-    return code_hits(codes, {"event": rx})["event"]
+    return code_hits(codes, {"event": _prefix_pattern(tuple(prefixes))})["event"]
 
 
-def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=64)
+def _prefix_pattern(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("(?:^|;)(?:" + "|".join(re.escape(p) for p in prefixes) + ")")
+
+
+def event_records(tables: Mapping[str, pd.DataFrame | Table], spec: ProductSpec) -> tuple[np.ndarray, np.ndarray]:
     """(member id, date) of every record that meets the product's event definition, in no order.
 
     Plain arrays rather than frames: the online service asks this of one applicant's few rows
@@ -74,14 +81,13 @@ def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tupl
     dates: list[np.ndarray] = []
     cons = tables["consultations"]
     if len(cons):
-        ids, when = cons["member_id"].to_numpy(dtype=object), cons["date"].to_numpy()
+        ids, when = plain(cons["member_id"]).astype(object), plain(cons["date"])
         hit = _prefix_match(cons["icd10_codes"], ev.icd10_prefixes) | _prefix_match(cons["atc_codes"], ev.atc_prefixes)
         members.append(ids[hit])
         dates.append(when[hit])
         if ev.high_readings is not None:
             r = ev.high_readings
-            sbp = cons["sbp_mmhg"].to_numpy(dtype=float, na_value=np.nan)
-            dbp = cons["dbp_mmhg"].to_numpy(dtype=float, na_value=np.nan)
+            sbp, dbp = floats(cons["sbp_mmhg"]), floats(cons["dbp_mmhg"])
             high = np.flatnonzero((sbp >= r.sbp_mmhg) | (dbp >= r.dbp_mmhg))
             if len(high):  # the count-th high reading of each member, in date order
                 readings = pd.DataFrame({"member_id": ids[high], "date": when[high]}).sort_values(
@@ -91,13 +97,13 @@ def event_records(tables: Mapping[str, pd.DataFrame], spec: ProductSpec) -> tupl
                 dates.append(readings["date"].to_numpy()[nth == r.count])
     labs = tables["lab_results"]
     if len(labs) and ev.lab_thresholds:
-        test = labs["test"].to_numpy(dtype=object, na_value="")
-        value = labs["value"].to_numpy(dtype=float, na_value=np.nan)
+        test = plain(labs["test"])  # missing is NaN, equal to no test
+        value = floats(labs["value"])
         hit = np.zeros(len(labs), dtype=bool)
         for t in ev.lab_thresholds:
             hit |= (test == t.test) & (value >= t.at_least)
-        members.append(labs["member_id"].to_numpy(dtype=object)[hit])
-        dates.append(labs["date"].to_numpy()[hit])
+        members.append(plain(labs["member_id"]).astype(object)[hit])
+        dates.append(plain(labs["date"])[hit])
     if not members:
         return np.zeros(0, dtype=object), np.zeros(0, dtype="datetime64[s]")
     return np.concatenate(members), np.concatenate(dates)

@@ -60,7 +60,7 @@ class SameFeaturesYardstick:
         tables = accepted_tables(applicant, datetime.now(UTC).date(), self.pepper)
         index = applicant.questionnaire.application_date + timedelta(days=1)
         row = feature_row(tables, applicant.applicant_id, index, self.served.registry)
-        x = row[self.served.model.features].to_numpy(dtype=float).reshape(1, -1)
+        x = row[self.served.model_columns].reshape(1, -1)
         booster = self.served.model.scorer
         raw = np.asarray(booster.predict(x, raw_score=True, **ONE_ROW))
         contrib = np.asarray(booster.predict(x, pred_contrib=True, **ONE_ROW))

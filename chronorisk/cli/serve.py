@@ -23,7 +23,22 @@ def serve(
     import os
     import subprocess
 
-    env = {**os.environ, "CHRONORISK_WORKERS": str(workers)}
+    from chronorisk.model.registry import CHAMPION, connect, resolve
+
+    settings = load_settings()
+    # Resolved once, here: each worker resolving the alias itself could load another version if a promotion
+    # fell between their starts (or a restarted worker came up after one).
+    client = connect(settings.mlflow_tracking_uri)
+    versions = dict(settings.serve_versions)
+    for product in settings.serve_products:
+        try:
+            versions.setdefault(product, str(resolve(client, product, CHAMPION).version))
+        except LookupError as err:  # the server starts anyway and says why it is not ready (/readyz, /products)
+            typer.echo(f"{product}: {err}", err=True)
+    typer.echo("serving " + (", ".join(f"{p} v{v}" for p, v in versions.items()) or "no resolved champion")
+               + f" with {workers} worker(s)")
+    env = {**os.environ, "CHRONORISK_WORKERS": str(workers),
+           "CHRONORISK_SERVE_VERSIONS": ",".join(f"{p}={v}" for p, v in versions.items())}
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService", "--host", "127.0.0.1",
            "--port", str(port)]
     raise typer.Exit(code=subprocess.call(cmd, env=env))

@@ -26,6 +26,7 @@ from chronorisk.data.rejections import (
     quarantine_frame,
     write_quarantine,
 )
+from chronorisk.data.table import Table
 from chronorisk.data.table_contract import Col, FrameCheck, Rule, TableContract
 from chronorisk.data.units import (
     CANONICAL_UNIT,
@@ -33,15 +34,14 @@ from chronorisk.data.units import (
     LAB_CATALOGUE,
     UNIT_ALTERNATIVES,
     ColumnArray,
-    has_default_index,
-    missing_column,
+    missing_values,
     read_raw_file,
     text_equals,
 )
 
 __all__ = ["CONTRACTS", "DATE_DTYPE", "RULES", "TABLES", "ContractError", "RawTables", "Rule", "TableReport",
            "ValidationReport", "extract_date_of", "load_raw", "read_folder", "read_validated", "refused_members",
-           "rule_message", "validate_folder", "validate_tables"]
+           "rule_message", "validate_columns", "validate_folder", "validate_tables"]
 
 TABLES = ("members", "applications", "consultations", "lab_results", "wearable_daily")
 FAMILY = ("none", "second_degree", "first_degree")
@@ -189,33 +189,60 @@ def validate_tables(frames: Mapping[str, pd.DataFrame], *, extract_date: date, p
                     ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], ValidationReport]:
     """Validate in-memory raw tables: (accepted canonical frames, quarantine frames, report).
 
-    The one implementation of the rules, shared by folder validation, feature builds and the
-    online service. Quarantine frames are already pseudonymised (member_ref, no extra columns).
+    `validate_columns` on the frames' columns, the accepted tables handed back as frames.
     """
-    unknown = set(frames) - set(TABLES)
+    raw = {name: Table.of(frame) for name, frame in frames.items()}
+    accepted, rejected, report = validate_columns(raw, extract_date=extract_date, pepper=pepper)
+    none = np.zeros(0, dtype=np.int64)
+    for name in TABLES:  # an empty quarantine frame for each table without rejections, as write_quarantine expects
+        if name not in rejected:
+            rejected[name] = quarantine_frame(_raw_table(raw, name), _allowed(CONTRACTS[name]), none,
+                                              np.zeros(0, dtype=object), pepper)
+    return ({name: table.frame() for name, table in accepted.items()},
+            {name: rejected[name] for name in TABLES}, report)
+
+
+def _raw_table(tables: Mapping[str, Table], name: str) -> Table:
+    """The raw table, or an empty one of the contract's columns where the input has none (an optional table)."""
+    raw = tables.get(name)
+    return raw if raw is not None else Table({k: missing_values(v.kind, 0) for k, v in CONTRACTS[name].columns.items()})
+
+
+def _allowed(c: TableContract) -> list[str]:
+    """The columns a quarantine file keeps: the contract's and their accepted unit alternatives."""
+    return [*c.columns, *(UNIT_ALTERNATIVES[k][0] for k in c.columns if k in UNIT_ALTERNATIVES)]
+
+
+def validate_columns(tables: Mapping[str, Table], *, extract_date: date, pepper: bytes,
+                     ) -> tuple[dict[str, Table], dict[str, pd.DataFrame], ValidationReport]:
+    """Validate raw tables: (accepted canonical tables, quarantine frames of the tables with rejected
+    rows, report).
+
+    The one implementation of the rules, shared by folder validation, feature builds and the
+    online service (which builds its applicant's tables without a DataFrame). Quarantine frames
+    are already pseudonymised (member_ref, no extra columns).
+    """
+    unknown = set(tables) - set(TABLES)
     if unknown:
         raise ValueError(f"unknown raw tables: {sorted(unknown)}; expected {TABLES}")
-    if "members" not in frames:
+    if "members" not in tables:
         raise ContractError("members", "*", "missing_table", 0, message="members: required table is missing")
-    accepted: dict[str, pd.DataFrame] = {}
+    accepted: dict[str, Table] = {}
     rejected: dict[str, pd.DataFrame] = {}
     reports: dict[str, TableReport] = {}
     members: MemberIndex | None = None
     for name in TABLES:
         c = CONTRACTS[name]
-        raw = frames.get(name)
-        raw = (raw if raw is not None else pd.DataFrame({k: missing_column(v.kind, 0) for k, v in c.columns.items()}))
-        if not has_default_index(raw):
-            raw = raw.reset_index(drop=True)
+        raw = _raw_table(tables, name)
         canon, fails, member_rejected = judge_table(c, raw, extract_date, members)
         own = np.logical_or.reduce([*fails.values(), np.zeros(len(canon), dtype=bool)])
         keep = ~own & ~member_rejected
-        accepted[name] = canon if keep.all() else canon.iloc[np.flatnonzero(keep)].reset_index(drop=True)
+        accepted[name] = canon if keep.all() else canon.take(np.flatnonzero(keep))
         if name == "members":
-            members = MemberIndex.of(canon["member_id"].array, canon["birth_date"].to_numpy(), keep)
+            members = MemberIndex.of(canon["member_id"], np.asarray(canon["birth_date"]), keep)
         bad = np.flatnonzero(~keep)
-        allowed = [*c.columns, *(UNIT_ALTERNATIVES[k][0] for k in c.columns if k in UNIT_ALTERNATIVES)]
-        rejected[name] = quarantine_frame(raw, allowed, bad, reasons(fails, bad, member_rejected), pepper)
+        if len(bad):
+            rejected[name] = quarantine_frame(raw, _allowed(c), bad, reasons(fails, bad, member_rejected), pepper)
         reports[name] = TableReport(read=len(raw), accepted=int(keep.sum()), rejected=int(own.sum()),
                                     member_rejected=int(member_rejected.sum()),
                                     by_rule={label: int(mask.sum()) for label, mask in fails.items()})

@@ -33,6 +33,7 @@ import pandera.pandas as pa
 from pandas.api.types import pandas_dtype
 
 from chronorisk.data.rejections import ContractError
+from chronorisk.data.table import Table, column_array, positions
 from chronorisk.data.table_contract import TableContract
 from chronorisk.data.units import (
     CANONICAL_DTYPES,
@@ -61,7 +62,7 @@ Both run the same rules (`_value_rules` and the contract's FrameChecks) and reje
 """
 
 
-def _canonical(c: TableContract, raw: pd.DataFrame
+def _canonical(c: TableContract, raw: Table
                ) -> tuple[dict[str, ColumnArray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The table's contract columns as arrays in canonical dtypes and units (sharing nothing with raw);
     the rows each parsing rule rejects; and per column the rows made missing because their value
@@ -72,7 +73,7 @@ def _canonical(c: TableContract, raw: pd.DataFrame
     unreadable: dict[str, np.ndarray] = {}
     for name, col in c.columns.items():
         alt = UNIT_ALTERNATIVES.get(name)
-        if name not in raw.columns and not (alt and alt[0] in raw.columns):
+        if name not in raw and not (alt and alt[0] in raw):
             if not col.nullable:
                 allowed = f"; allowed codes: {', '.join(col.codes)}" if col.codes else \
                     ("; allowed: true or false" if col.kind == "bool" else "")
@@ -82,10 +83,10 @@ def _canonical(c: TableContract, raw: pd.DataFrame
                                             f"(tables.{c.name}.columns.{name}: {{value: ...}}){allowed}")
             cols[name] = missing_values(col.kind, n)
             continue
-        if alt and alt[0] in raw.columns:  # e.g. weight_lb instead of (or beside) weight_kg
+        if alt and alt[0] in raw:  # e.g. weight_lb instead of (or beside) weight_kg
             alt_values, failed = parse_float(raw[alt[0]])
             converted = alt[1](alt_values)
-            if name in raw.columns:
+            if name in raw:
                 own, own_failed = parse_float(raw[name])
                 converted, failed = np.where(np.isnan(own), converted, own), failed | own_failed
             parsed: ColumnArray = converted
@@ -204,17 +205,12 @@ def _isna(values: ColumnArray) -> np.ndarray:
     return np.asarray(values.isna(), dtype=bool)
 
 
-def _array(s: pd.Series) -> ColumnArray:
-    """A column's values: numpy for numpy dtypes, else its pandas extension array (neither copied)."""
-    return s.to_numpy() if isinstance(s.dtype, np.dtype) else s.array
-
-
 def _column_check(label: str, ok: Callable[[ColumnArray], np.ndarray]) -> pa.Check:
-    return pa.Check(lambda s: pd.Series(ok(_array(s)), index=s.index), name=label, error=label)
+    return pa.Check(lambda s: pd.Series(ok(column_array(s)), index=s.index), name=label, error=label)
 
 
 def _frame_check(label: str, ok: Callable[[Mapping[str, ColumnArray]], np.ndarray]) -> pa.Check:
-    return pa.Check(lambda f: pd.Series(np.asarray(ok({k: _array(f[k]) for k in f.columns}), dtype=bool),
+    return pa.Check(lambda f: pd.Series(np.asarray(ok({k: column_array(f[k]) for k in f.columns}), dtype=bool),
                                         index=f.index), name=label, error=label)
 
 
@@ -274,7 +270,7 @@ def _duplicates(cols: Mapping[str, ColumnArray], key: tuple[str, ...]) -> np.nda
 class MemberIndex:
     """The members table as other tables see it: who exists, who was accepted, their birth dates."""
 
-    known: pd.Index  # every member id in the members table, accepted or not
+    known: ColumnArray  # every distinct member id in the members table, accepted or not
     accepted: np.ndarray  # per known id, whether its row was accepted; then False for "not found" (-1)
     birth: np.ndarray  # per known id, its birth date if accepted, else NaT; then NaT for "not found"
 
@@ -288,36 +284,35 @@ class MemberIndex:
         is_accepted[codes[rows]] = True
         birth = np.full(len(ids) + 1, np.datetime64("NaT"), dtype=birth_dates.dtype)
         birth[codes[rows]] = birth_dates[rows]
-        return cls(pd.Index(ids), is_accepted, birth)
+        return cls(ids, is_accepted, birth)
 
 
-def judge_table(c: TableContract, raw: pd.DataFrame, extract_date: date, members: MemberIndex | None,
-                ) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
-    """The canonical frame, the rows each rule rejects (in c.rules order) and the member_rejected rows.
+def judge_table(c: TableContract, raw: Table, extract_date: date, members: MemberIndex | None,
+                ) -> tuple[Table, dict[str, np.ndarray], np.ndarray]:
+    """The canonical table, the rows each rule rejects (in c.rules order) and the member_rejected rows.
 
     A row that breaks its own rules is counted there even if its member was rejected too, so the
     owner sees every problem of the row at once; member_rejected holds the otherwise good rows.
     """
     cols, fails, unreadable = _canonical(c, raw)
     n = len(raw)
-    canon = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)  # no copy, no block consolidation
     if n <= SMALL_FRAME_ROWS:
         fails.update(_mask_failures(c, cols, extract_date, unreadable))
-    else:
+    else:  # no copy, no block consolidation
+        canon = pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
         fails.update(_schema_failures(c, canon, extract_date, unreadable))
     fails["duplicate"] = _duplicates(cols, c.key)
     member_rejected = np.zeros(n, dtype=bool)
     if members is not None:
-        codes, uniques = pd.factorize(cols["member_id"])
-        at = np.append(members.known.get_indexer(uniques), -1)[codes]  # -1: no id, or an unknown one
+        at = positions(members.known, cols["member_id"])  # -1: no id, or an unknown one
         known = at >= 0
-        fails["unknown_member"] = (codes >= 0) & ~known
+        fails["unknown_member"] = ~_isna(cols["member_id"]) & ~known
         if c.record_date:
             fails[f"before_birth:{c.record_date}"] = cols[c.record_date] < members.birth[at]
         member_rejected = known & ~members.accepted[at]
     ordered = {label: fails[label] for label in c.rules if label in fails and fails[label].any()}
     own = np.logical_or.reduce([*ordered.values(), np.zeros(n, dtype=bool)])
-    return canon, ordered, member_rejected & ~own
+    return Table(cols, n), ordered, member_rejected & ~own
 
 
 # --- quarantined rows and their files

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from chronorisk.data.pseudonym import member_refs
+from chronorisk.data.table import Table
 
 __all__ = ["QUARANTINE_DIR", "ContractError", "TableReport", "ValidationReport", "quarantine_frame",
            "write_quarantine"]
@@ -66,7 +67,7 @@ class ValidationReport(BaseModel):
         return all(t.rejected == 0 and t.member_rejected == 0 for t in self.tables.values())
 
 
-def quarantine_frame(raw: pd.DataFrame, allowed: Iterable[str], positions: np.ndarray, why: np.ndarray,
+def quarantine_frame(raw: Table, allowed: Iterable[str], positions: np.ndarray, why: np.ndarray,
                      pepper: bytes) -> pd.DataFrame:
     """Rejected rows as read (so the owner sees the offending value), pseudonymised and stripped.
 
@@ -74,13 +75,11 @@ def quarantine_frame(raw: pd.DataFrame, allowed: Iterable[str], positions: np.nd
     member_ref; `source_row` is the 0-based row number in the source.
     """
     allowed = frozenset(allowed)
-    if len(positions) or raw.attrs:
+    if len(positions):
         return _quarantine_frame(raw, allowed, positions, why, pepper)
-    # no rejections, the usual case: the frame depends only on the raw frame's columns and dtypes, and
+    # no rejections, the usual case: the frame depends only on the raw table's columns and dtypes, and
     # building it costs ~1.5 ms of pandas calls, so it is built once per shape and copied (~0.05 ms)
-    columns = raw.columns
-    key = (type(columns), tuple(columns.tolist()), columns.dtype, columns.names, tuple(raw.dtypes),
-           raw.flags.allows_duplicate_labels, allowed)
+    key = (tuple((name, values.dtype) for name, values in raw.items()), allowed)
     empty = _NO_REJECTIONS.get(key)
     if empty is None:
         if len(_NO_REJECTIONS) >= 256:
@@ -92,10 +91,9 @@ def quarantine_frame(raw: pd.DataFrame, allowed: Iterable[str], positions: np.nd
 _NO_REJECTIONS: dict[tuple, pd.DataFrame] = {}
 
 
-def _quarantine_frame(raw: pd.DataFrame, allowed: frozenset[str], positions: np.ndarray, why: np.ndarray,
+def _quarantine_frame(raw: Table, allowed: frozenset[str], positions: np.ndarray, why: np.ndarray,
                       pepper: bytes) -> pd.DataFrame:
-    keep = [c for c in raw.columns if c in allowed]
-    out = raw.iloc[positions][keep].reset_index(drop=True)
+    out = Table({c: v for c, v in raw.items() if c in allowed}, len(raw)).take(positions).frame()
     for col in out.columns:
         if out[col].dtype == object:  # mixed python objects cannot go to parquet as they are
             out[col] = out[col].astype("str")

@@ -79,11 +79,11 @@ def _anchored(pattern: str) -> pc.MatchSubstringOptions:
     return pc.MatchSubstringOptions(f"^(?:{pattern})$")  # what fullmatch anchors it to
 
 
-def text_blank(text: pd.Series) -> np.ndarray:
+def text_blank(text: pd.Series | ColumnArray) -> np.ndarray:
     """Where a string is empty or only whitespace (`text.str.strip() == ""`; missing is not blank)."""
     arrow = arrow_strings(text)
     if arrow is None:
-        return (text.str.strip() == "").to_numpy(dtype=bool, na_value=False)
+        return (pd.Series(text, copy=False).str.strip() == "").to_numpy(dtype=bool, na_value=False)
     blank = pc.equal(pc.utf8_trim_whitespace(arrow), _arrow_scalar("", arrow.type))
     if not pc.any(blank).as_py():
         return np.zeros(len(text), dtype=bool)

@@ -219,14 +219,23 @@ TRUE, FALSE = ("true", "t", "yes", "y", "1", "1.0"), ("false", "f", "no", "n", "
 _FEW_DATES = 64  # up to this many python date objects are converted without pd.to_datetime's fixed cost
 
 
-def parse_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values and the rows that held something other than a number (CSV text, typos)."""
+def parse_float(s: pd.Series | ColumnArray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values (not sharing s's memory) and the rows that held something other than a number (CSV text, typos)."""
     dtype = s.dtype
     if (dtype.kind in "iuf" if isinstance(dtype, np.dtype) else  # the usual case, without pandas' dtype checks
             pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
-        return s.to_numpy(dtype="float64", na_value=np.nan), np.zeros(len(s), dtype=bool)
-    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        if isinstance(s, np.ndarray):  # a table's column
+            return s.astype("float64"), np.zeros(len(s), dtype=bool)
+        return _own(s.to_numpy(dtype="float64", na_value=np.nan)), np.zeros(len(s), dtype=bool)
+    values = pd.to_numeric(_series(s), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return values, _present(s) & np.isnan(values)
+
+
+def _series(s: pd.Series | ColumnArray) -> pd.Series:
+    """s as a Series with the default index, for the pandas parsers of text (CSV) and other loose input."""
+    if isinstance(s, pd.Series):
+        return s if has_default_index(s) else s.reset_index(drop=True)
+    return pd.Series(s, copy=False)
 
 
 def parse_column(s: pd.Series, kind: str, *, blank_is_missing: bool = False) -> tuple[pd.Series, np.ndarray]:
@@ -240,38 +249,45 @@ def parse_column(s: pd.Series, kind: str, *, blank_is_missing: bool = False) -> 
     return pd.Series(values, name=s.name, copy=False), failed
 
 
-def parse_values(s: pd.Series, kind: str, *, blank_is_missing: bool = False) -> tuple[ColumnArray, np.ndarray]:
+def parse_values(s: pd.Series | ColumnArray, kind: str, *, blank_is_missing: bool = False
+                 ) -> tuple[ColumnArray, np.ndarray]:
     """parse_column's values as an array of the canonical dtype (numpy, or a pandas extension array
-    for str, int and bool) that shares nothing with s, and the rows that could not be read."""
+    for str, int and bool) that shares nothing with s, and the rows that could not be read.
+
+    s is a frame's column or a table's (chronorisk.data.table): a column already in its canonical
+    dtype, as a request's are, is checked and copied without a pandas call."""
     n = len(s)
-    if not has_default_index(s):
-        s = s.reset_index(drop=True)
     if kind == "date":
         return _parse_dates(s)
     if kind in ("float", "int"):
         values, failed = parse_float(s)
         if kind == "float":
-            return _own(values), failed
+            return values, failed
         bad = ~np.isnan(values) & ((values != np.round(values)) | (np.abs(values) > 2.0**53))
         missing = np.isnan(values) | bad
         # what astype("Int64") of the floats gives: what is left is a whole number of at most 2**53
         return pd.arrays.IntegerArray(np.where(missing, 0.0, values).astype("int64"), missing), failed | bad
+    dtype = s.dtype
     if kind == "bool":
-        if s.dtype == np.bool_:  # what astype("boolean") gives, without its fixed cost (~0.04 ms)
-            return pd.arrays.BooleanArray(s.to_numpy(copy=True), np.zeros(n, dtype=bool)), np.zeros(n, dtype=bool)
-        if pd.api.types.is_bool_dtype(s):
-            return s.astype("boolean").array, np.zeros(n, dtype=bool)
-        text = s.astype("str").str.strip().str.lower()
+        if dtype == np.bool_:  # what astype("boolean") gives, without its fixed cost (~0.04 ms)
+            return pd.arrays.BooleanArray(np.array(s, dtype=bool), np.zeros(n, dtype=bool)), np.zeros(n, dtype=bool)
+        if isinstance(dtype, pd.BooleanDtype):  # canonical already, as a request's answers are
+            return (s.array if isinstance(s, pd.Series) else s).copy(), np.zeros(n, dtype=bool)
+        if pd.api.types.is_bool_dtype(dtype):
+            return _series(s).astype("boolean").array.copy(), np.zeros(n, dtype=bool)
+        text = _series(s).astype("str").str.strip().str.lower()
         is_true, is_false = text.isin(TRUE).to_numpy(), text.isin(FALSE).to_numpy()
         return pd.arrays.BooleanArray(is_true, ~(is_true | is_false)), _present(s) & ~(is_true | is_false)
-    text = s if s.dtype == "str" else s.astype("str")
+    values = s.array if isinstance(s, pd.Series) else s
+    strings: ExtensionArray = values if dtype == "str" and not isinstance(values, np.ndarray) \
+        else _series(s).astype("str").array
     if blank_is_missing:
-        blank = text_blank(text)
+        blank = text_blank(strings)
         if blank.any():
-            text = text.where(~blank)
-    if kind == "codes" and text.array.isna().any():
-        text = text.fillna("")
-    return text.array.copy(), np.zeros(n, dtype=bool)  # an Arrow array's copy shares its immutable buffers
+            strings = pd.Series(strings, copy=False).where(~blank).array
+    if kind == "codes" and strings.isna().any():
+        strings = strings.fillna("")
+    return strings.copy(), np.zeros(n, dtype=bool)  # an Arrow array's copy shares its immutable buffers
 
 
 def has_default_index(frame: pd.Series | pd.DataFrame) -> bool:
@@ -292,16 +308,18 @@ def _earliest_floorable(dtype: np.dtype) -> int:
     return int(np.iinfo(np.int64).min + ticks_per_day)
 
 
-def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _parse_dates(s: pd.Series | ColumnArray) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_localize(None)
+        s = _series(s).dt.tz_localize(None)
+    values = s.array if isinstance(s, pd.Series) else s
     if isinstance(s.dtype, np.dtype) and s.dtype.kind == "M":  # is_datetime64_dtype, without its fixed cost
-        dates, failed = s.array.to_numpy(), None
-    elif s.dtype == object and len(s) <= _FEW_DATES and set(map(type, s.to_numpy())) <= {date, type(None)}:
+        dates, failed = np.asarray(values), None
+    elif s.dtype == object and len(s) <= _FEW_DATES and set(map(type, np.asarray(values))) <= {date, type(None)}:
         # a request's few python dates, converted as pd.to_datetime converts them, without its fixed cost
-        dates, failed = s.to_numpy().astype(DATE_DTYPE), None
+        dates, failed = np.asarray(values).astype(DATE_DTYPE), None
     else:
-        dates = pd.to_datetime(s if s.dtype == object else s.astype("str"), format="ISO8601",
+        series = _series(s)
+        dates = pd.to_datetime(series if series.dtype == object else series.astype("str"), format="ISO8601",
                                errors="coerce").to_numpy()
         failed = _present(s) & np.isnat(dates)
     ticks = dates.view("int64")
@@ -314,9 +332,10 @@ def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return floored, np.zeros(len(s), dtype=bool) if failed is None else failed
 
 
-def _present(s: pd.Series) -> np.ndarray:
+def _present(s: pd.Series | ColumnArray) -> np.ndarray:
     """s.notna() as a numpy mask, asked of the array itself (the Series method costs ~0.02 ms more)."""
-    return ~np.asarray(s.array.isna(), dtype=bool)
+    values = s.array if isinstance(s, pd.Series) else s
+    return ~np.asarray(pd.isna(values) if isinstance(values, np.ndarray) else values.isna(), dtype=bool)
 
 
 def missing_column(kind: str, n: int) -> pd.Series:

@@ -18,16 +18,17 @@ def test_every_produced_column_is_registered_and_every_entry_is_produced(accepte
 
 
 def test_each_feature_module_computes_exactly_its_own_specs(accepted_tables):
+    from chronorisk.data.table import Table
     from features import consultations, demographics, labs, questionnaire, wearables
     from features.build import GROUPS
-    from features.pointintime import Pairs, index_frame
+    from features.pointintime import Pairs
 
-    pairs = Pairs.of(index_frame(pd.DataFrame({"member_id": accepted_tables["members"]["member_id"].head(20),
-                                               "index_date": pd.Timestamp("2020-06-01")})))
+    pairs = Pairs.of_frame(pd.DataFrame({"member_id": accepted_tables["members"]["member_id"].head(20),
+                                         "index_date": pd.Timestamp("2020-06-01")}))
     modules = {"members": demographics, "applications": questionnaire, "consultations": consultations,
                "lab_results": labs, "wearable_daily": wearables}
     for table, fn in GROUPS:
-        assert set(fn(accepted_tables[table], pairs)) == {s.name for s in modules[table].SPECS}, table
+        assert set(fn(Table.of(accepted_tables[table]), pairs)) == {s.name for s in modules[table].SPECS}, table
 
 
 def test_every_entry_has_a_unit_a_description_and_a_reason_with_the_value():

@@ -32,8 +32,9 @@ def test_the_service_path_gives_the_pinned_row_bit_for_bit(case):
     registry = default_registry()
     applicant = Applicant.model_validate(case["request"])
     tables = accepted_tables(applicant, date.fromisoformat(PINNED["today"]), PINNED["pepper"].encode())
-    row = feature_row(tables, applicant.applicant_id, applicant.questionnaire.application_date + timedelta(days=1),
-                      registry)
+    values = feature_row(tables, applicant.applicant_id, applicant.questionnaire.application_date + timedelta(days=1),
+                         registry)
+    row = dict(zip(registry.names(), values.tolist(), strict=True))
     assert set(case["features"]) <= set(registry.names())
     moved = {f: (pinned, float(row[f]).hex()) for f, pinned in case["features"].items()
              if (None if math.isnan(float(row[f])) else float(row[f]).hex()) != pinned}

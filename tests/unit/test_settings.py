@@ -56,3 +56,16 @@ def test_in_development_audit_keys_are_generated_once_owner_only_and_reused(bare
     modes = sorted(oct(p.stat().st_mode & 0o777) for p in (tmp_path / "secrets").iterdir())
     assert (first.hmac_key == again.hmac_key, oct((tmp_path / "secrets").stat().st_mode & 0o777), modes) == (
         True, "0o700", ["0o600"] * 3)
+
+
+def test_pinned_serving_versions_read_as_product_version_pairs(bare_env):
+    bare_env.setenv("CHRONORISK_ENVIRONMENT", "development")
+    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", " diabetes=3, hypertension = 12 ")
+    assert load_settings().serve_versions == {"diabetes": "3", "hypertension": "12"}
+
+
+def test_a_malformed_pinned_version_is_refused_by_rule(bare_env):
+    bare_env.setenv("CHRONORISK_ENVIRONMENT", "development")
+    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", "diabetes=3,hypertension")
+    with pytest.raises(SettingsError, match=r"serve_versions: 1 entries are not product=version"):
+        load_settings()
