@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-pepper"}
 
 
+NO_VERSION = "none"  # serve_versions: the launcher found no champion version for the product
+
+
 class Settings(BaseSettings):
     """Environment settings; every field may be set as CHRONORISK_<FIELD> (or its own alias)."""
 
@@ -51,7 +54,8 @@ class Settings(BaseSettings):
     serve_versions: Annotated[dict[str, str], NoDecode] = Field(
         {}, description="product=version pairs (comma-separated in the environment) the service loads instead of "
                         "resolving the champion alias: `chronorisk serve` resolves it once and hands the version to "
-                        "every worker, so all workers (and any BentoML restarts) answer with the same model")
+                        "every worker, so all workers (and any BentoML restarts) answer with the same model; "
+                        f"{NO_VERSION!r}: there was no champion at launch, so the product stays not ready")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
     max_reading: int = Field(256, ge=1, description="connections still sending their body, per worker, counted "
                                                    "apart from requests being scored; beyond it a fast 503")
@@ -76,9 +80,11 @@ class Settings(BaseSettings):
     def _pairs(cls, value: object) -> object:
         if isinstance(value, str):
             pairs = [p.strip() for p in value.split(",") if p.strip()]
-            bad = [p for p in pairs if p.count("=") != 1 or not all(part.strip() for part in p.split("="))]
+            bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0].strip()
+                   or not (p.split("=")[1].strip().isdigit() or p.split("=")[1].strip() == NO_VERSION)]
             if bad:
-                raise ValueError(f"serve_versions: {len(bad)} entries are not product=version (e.g. diabetes=3)")
+                raise ValueError(f"serve_versions: {len(bad)} entries are not product=version (e.g. diabetes=3, "
+                                 f"or {NO_VERSION} for a product with no champion at launch)")
             return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
         return value
 

@@ -81,11 +81,15 @@ class AuditUnavailable(RuntimeError):
 
 @dataclass(eq=False)
 class _Pending:
-    """One record waiting to be committed, and what became of it."""
+    """One record waiting to be committed, and what became of it (done: stored, or failed with error)."""
 
     record: AuditRecord
     stored: AuditRecord | None = None
     error: AuditUnavailable | None = None
+    done: bool = False
+
+    def fail(self, error: AuditUnavailable) -> None:
+        self.error, self.done = error, True
 
 
 def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
@@ -118,7 +122,8 @@ class AuditLog:
             raise ValueError("an audit log on a server database needs a checkpoint file (CHRONORISK_AUDIT_CHECKPOINTS)")
         self.checkpoints = CheckpointLog(where) if where is not None else None
         self.checkpoint_every = checkpoint_every
-        self._unsigned = False  # this instance appended records no checkpoint covers yet
+        self._committed_seq = 0  # the latest record this instance committed
+        self._signed_seq = 0  # the latest head this instance signed
         self.timeout_s = timeout_s
         self._hung_until = 0.0  # monotonic time before which appends fail at once (the database hung)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -128,9 +133,10 @@ class AuditLog:
         # to the database, concurrent SQLite writers poll for its lock with sleeps that back off to
         # 100 ms, which at 8 concurrent requests cost more than the commits themselves. Other
         # processes still serialise on the database lock (BEGIN IMMEDIATE, or the advisory lock).
-        self._appending = threading.Lock()
-        self._queue_lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._leading = False  # an append of this process is committing (the others queue)
         self._queue: list[_Pending] = []  # records waiting for the next commit (group commit, `append`)
+        self._signing = threading.Lock()
         # Opening is not on a request's path: several workers starting together may wait on each other's
         # SQLite lock for longer than one write may, so the table creation is retried for up to 10 s.
         opening = time.monotonic() + max(timeout_s, 10.0)
@@ -155,60 +161,92 @@ class AuditLog:
         ValueError instead means the caller built a record that cannot be stored exactly (a time
         that is not UTC, a non-finite score, a field that is not JSON).
 
-        Group commit: a record waiting while another append commits is committed with the others
-        waiting then, in one transaction, by whichever of them takes the log next; each caller still
-        returns only once its own record is committed, so every answer still follows its record.
+        Group commit: a record that waits while another append commits is committed with the others
+        waiting then, in one transaction, by whichever of them leads next; each caller returns only once
+        its own record's outcome is known, so every answer still follows its committed record. A record
+        still queued when its caller's time is up is withdrawn (never committed later); one already taken
+        into a commit waits for that commit's outcome, which the committing caller's own deadline bounds.
         """
         if self.keys is None:
             raise ValueError("this audit log was opened without keys: it is read-only")
-        key = self.keys.hmac_key
         mine = _Pending(normalised(record))  # a record that cannot be stored: the caller's ValueError, alone
         if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
             raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
                                    f"not answer within {self.timeout_s:g} s moments ago")
-        with self._queue_lock:
+        give_up = time.monotonic() + self.timeout_s
+        with self._turn:
             self._queue.append(mine)
-        with deadline(self.timeout_s):
-            if not self._appending.acquire(timeout=max(remaining() or 0.0, 0.0)):
-                with self._queue_lock:
-                    if mine in self._queue:  # never taken: it will not be committed later either
-                        self._queue.remove(mine)
-                raise AuditUnavailable(f"audit record {record.request_id!r} not committed: "
-                                       f"other appends held the log for {self.timeout_s:g} s")
+            while not mine.done and self._leading:
+                left = give_up - time.monotonic()
+                if left <= 0 and mine in self._queue:  # never taken: withdrawn, so it will not commit later
+                    self._queue.remove(mine)
+                    raise AuditUnavailable(f"audit record {record.request_id!r} not committed: "
+                                           f"other appends held the log for {self.timeout_s:g} s")
+                if left < -2 * self.timeout_s:  # taken, but its commit outlived its own deadline twice over
+                    raise AuditUnavailable(f"audit record {record.request_id!r}: the commit holding it did not "
+                                           f"finish within {3 * self.timeout_s:g} s; its outcome is unknown")
+                # taken into a commit in progress: its outcome comes within that commit's own deadline
+                self._turn.wait(timeout=left if left > 0 else self.timeout_s)
+            if not mine.done:  # lead: commit everything waiting, this record included
+                self._leading = True
+                batch, self._queue = self._queue, []
+        if not mine.done:
             try:
-                if mine.stored is None and mine.error is None:  # nobody committed it while this caller waited
-                    with self._queue_lock:
-                        batch, self._queue = self._queue, []
-                    self._commit_batch(batch, key)
+                if time.monotonic() < self._hung_until:  # a commit hung while these waited: do not try again yet
+                    for p in batch:
+                        p.fail(AuditUnavailable(f"audit record {p.record.request_id!r} not committed: the audit "
+                                                f"database did not answer within {self.timeout_s:g} s moments ago"))
+                with deadline(self.timeout_s):
+                    self._commit_batch([p for p in batch if not p.done], self.keys.hmac_key)
+            except BaseException as err:  # never leave a waiter without an outcome
+                logger.error("audit commit failed unexpectedly: %s", type(err).__name__)
+                for p in batch:
+                    if not p.done:
+                        p.fail(AuditUnavailable(f"audit record {p.record.request_id!r} not committed: "
+                                                f"{type(err).__name__}"))
             finally:
-                self._appending.release()
+                with self._turn:
+                    self._leading = False
+                    self._turn.notify_all()
+            self._sign_due(batch)
         if mine.error is not None:
             raise mine.error
-        assert mine.stored is not None
+        if mine.stored is None:  # unreachable: done means stored or failed
+            raise AuditUnavailable(f"audit record {record.request_id!r} not committed")
         return mine.stored
 
     def _commit_batch(self, batch: list[_Pending], key: bytes) -> None:
         """Commit the waiting records in one transaction; if it fails and holds several, each alone (so one
         record's failure, a repeated request id say, is not its neighbours')."""
+        if not batch:
+            return
         try:
             stored = self._commit([p.record for p in batch], key)
         except AuditUnavailable as err:
             if (remaining() or 1.0) <= 0:  # a hang, not a refusal: fail fast for a while, one probe after
                 self._hung_until = time.monotonic() + self.timeout_s
-            if len(batch) == 1 or time.monotonic() < self._hung_until:
-                for p in batch:
-                    p.error = err
+            if len(batch) == 1:
+                batch[0].fail(err)
                 return
             for p in batch:
-                self._commit_batch([p], key)
+                if time.monotonic() < self._hung_until:
+                    p.fail(AuditUnavailable(f"audit record {p.record.request_id!r} not committed: the audit "
+                                            f"database did not answer within {self.timeout_s:g} s"))
+                else:
+                    self._commit_batch([p], key)
             return
         for p, s in zip(batch, stored, strict=True):
-            p.stored = s
-        self._unsigned = True
-        for s in stored:
+            p.stored, p.done = s, True
+        self._committed_seq = max(self._committed_seq, stored[-1].seq or 0)
+
+    def _sign_due(self, batch: list[_Pending]) -> None:
+        """Sign the checkpoints a batch reached (the first record, every checkpoint_every-th), outside the
+        commit: a slow checkpoint file must not hold up the appends queued behind it."""
+        due = [p.stored for p in batch if p.stored is not None and p.stored.seq is not None
+               and (p.stored.seq == 1 or p.stored.seq % self.checkpoint_every == 0)]
+        for s in due:
             assert s.seq is not None and s.record_hash is not None
-            if s.seq == 1 or s.seq % self.checkpoint_every == 0:
-                self._sign(s.seq, s.record_hash)
+            self._sign(s.seq, s.record_hash)
 
     def _commit(self, records: list[AuditRecord], key: bytes) -> list[AuditRecord]:
         try:
@@ -223,8 +261,8 @@ class AuditLog:
                     seq, prev = seq + 1, stored.record_hash
                 conn.execute(_INSERT, [to_row(s) for s in out])
         except SQLAlchemyError as err:
-            names = ", ".join(repr(r.request_id) for r in records)
-            raise AuditUnavailable(f"audit record {names} not committed: {reason(err)}") from err
+            which = repr(records[0].request_id) if len(records) == 1 else f"batch of {len(records)}"
+            raise AuditUnavailable(f"audit record {which} not committed: {reason(err)}") from err
         return out
 
     def _sign(self, seq: int, head: str) -> None:
@@ -233,16 +271,16 @@ class AuditLog:
         if self.checkpoints is None or self.keys is None or self.keys.signing_key is None:
             return
         try:
-            self.checkpoints.append(self.keys, seq, head, utc_now())
-            self._unsigned = False
+            with self._signing:
+                self.checkpoints.append(self.keys, seq, head, utc_now())
+                self._signed_seq = max(self._signed_seq, seq)
         except OSError as err:
             logger.error("audit checkpoint at seq %d not written: %s", seq, type(err).__name__)
 
     def checkpoint(self) -> int | None:
         """Sign the database's current head (whoever appended it); the seq signed, or None if empty."""
         with deadline(self.timeout_s), self._engine.connect() as conn:
-            last = conn.execute(
-                select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)).first()
+            last = conn.execute(_LAST).first()
         if last is None:
             return None
         self._sign(int(last.seq), str(last.record_hash))
@@ -309,7 +347,7 @@ class AuditLog:
 
     def close(self) -> None:
         """Sign the head if this log appended since its last checkpoint (shutdown), then release the pool."""
-        if self._unsigned:
+        if self._committed_seq > self._signed_seq:  # records this instance appended that no checkpoint covers
             try:
                 self.checkpoint()
             except SQLAlchemyError as err:

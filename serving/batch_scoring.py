@@ -29,10 +29,9 @@ import pandas as pd
 
 from chronorisk.data.contracts import TABLES, validate_columns
 from chronorisk.data.measurements import CUSTOM_TABLE
-from chronorisk.data.table import Table, plain
+from chronorisk.data.table import Table
 from chronorisk.data.text_columns import ColumnArray
 from features.build import feature_matrix
-from features.pointintime import Pairs
 from serving.schemas import Applicant
 from serving.scoring import (
     ONE_ROW,
@@ -40,8 +39,10 @@ from serving.scoring import (
     Scored,
     ServedModel,
     _errors_from_quarantine,
+    applicant_pairs,
     applicant_tables,
     custom_table,
+    knockouts,
     questionnaire_needed,
     scored_row,
 )
@@ -62,17 +63,6 @@ def _concat_arrays(arrays: list[ColumnArray]) -> ColumnArray:
     if isinstance(arrays[0], np.ndarray):
         return np.concatenate(arrays)
     return type(arrays[0])._concat_same_type(arrays)
-
-
-def _slots_of(member_ids: ColumnArray, keys: pd.Index) -> np.ndarray:
-    """Per row, the position of its member id among the keys."""
-    return np.asarray(keys.get_indexer(plain(member_ids)), dtype=np.int64)
-
-
-def _own_rows(table: Table, slots: np.ndarray, slot: int) -> Table:
-    """The rows of one request: they are contiguous, as the requests were concatenated in order."""
-    lo, hi = np.searchsorted(slots, [slot, slot + 1])
-    return table.take(np.arange(lo, hi))
 
 
 def _rejections(rejected: dict[str, pd.DataFrame], starts: dict[str, np.ndarray]) -> dict[int, dict[str, pd.DataFrame]]:
@@ -144,19 +134,14 @@ def _score_live(served: ServedModel, applicants: Sequence[Applicant], live: list
     if custom:
         tables[CUSTOM_TABLE] = _concat(custom)
     index_dates = [applicants[live[s]].questionnaire.application_date + timedelta(days=1) for s in scored]
-    pairs = Pairs.of(np.array([keys[s] for s in scored], dtype=object),
-                     np.array(index_dates, dtype="datetime64[D]").astype("datetime64[s]"))
+    pairs = applicant_pairs([keys[s] for s in scored], index_dates)
     model = served.model
     x = np.ascontiguousarray(feature_matrix(tables, pairs, served.registry)[:, served.model_columns])
     # the calling thread, as for one row (`ONE_ROW`): a batch is a few rows, and each row's score is
     # computed alone, so neither the thread count nor the other rows change a bit of it
     raw_scores = np.asarray(model.scorer.predict(x, raw_score=True, **ONE_ROW), dtype=float)
     contribs = np.asarray(model.scorer.predict(x, pred_contrib=True, **ONE_ROW))
-
-    index = pd.Index(keys)
-    rows_of = {name: _slots_of(frame["member_id"], index) for name, frame in tables.items()}
+    ruled = knockouts(served, tables, pairs)
     for row, (slot, day) in enumerate(zip(scored, index_dates, strict=True)):
-        own = {name: _own_rows(frame, rows_of[name], slot) for name, frame in tables.items()}
-        outcomes[live[slot]] = scored_row(served, request_id, own, day, x[row], float(raw_scores[row]),
+        outcomes[live[slot]] = scored_row(served, request_id, ruled[row], day, x[row], float(raw_scores[row]),
                                           contribs[row])
-

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
+import numpy as np
 from pydantic_core import from_json
 
 from serving.framework_refusals import framework_refusal, json_answer
@@ -42,18 +43,16 @@ MAX_DEPTH = 32
 INTERNAL_HEADERS = {b"x-request-id", b"x-chronorisk-key-id", b"x-chronorisk-input-sha256"}  # set here, never by clients
 
 
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
 def _depth_ok(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """Nesting depth of a JSON text, counted without parsing (strings may hide brackets, so this
-    over-counts at worst, which only refuses absurd bodies sooner)."""
-    depth = 0
-    for ch in body.translate(None, b"\"'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-+:, \n\r\t"):
-        if ch in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return False
-        elif ch in (0x5D, 0x7D):
-            depth -= 1
-    return True
+    over-counts at worst, which only refuses absurd bodies sooner): the running sum of opening minus
+    closing brackets, in numpy (a 5 MB batch has ~10^5 brackets: 13 ms as a Python loop)."""
+    brackets = np.frombuffer(body.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    steps = np.where((brackets == 0x5B) | (brackets == 0x7B), 1, -1)
+    return int(np.cumsum(steps).max(initial=0)) <= limit
 
 
 class Gatekeeper:

@@ -20,7 +20,7 @@ from chronorisk.data.measurements import CUSTOM_TABLE, applicant_measurements
 from chronorisk.data.table import Table, column_of
 from chronorisk.model.bundle import LoadedModel
 from features.build import feature_matrix
-from features.pointintime import Pairs
+from features.pointintime import Pairs, count, join_before
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import ANSWERS, Applicant, ApplicantError, Reason, ScoreResult
 from training.labels import event_records
@@ -161,25 +161,31 @@ def accepted_tables(applicant: Applicant, today: date, pepper: bytes) -> dict[st
     return accepted
 
 
+def applicant_pairs(applicant_ids: list[str], index_dates: list[date]) -> Pairs:
+    """The (applicant, index date) pairs the feature function and the knock-outs are asked about."""
+    return Pairs.of(np.array(applicant_ids, dtype=object),
+                    np.array(index_dates, dtype="datetime64[D]").astype("datetime64[s]"))
+
+
 def feature_row(tables: Mapping[str, Table], applicant_id: str, index_date: date,
                 registry: FeatureRegistry) -> np.ndarray:
     """The applicant's features in registry order (NaN where missing): the one feature function's row."""
-    pairs = Pairs.of(np.array([applicant_id], dtype=object), np.array([index_date], dtype="datetime64[D]")
-                     .astype("datetime64[s]"))
-    return feature_matrix(tables, pairs, registry)[0]
+    return feature_matrix(tables, applicant_pairs([applicant_id], [index_date]), registry)[0]
 
 
-def _knockout(served: ServedModel, tables: Mapping[str, Table], index_date: date) -> str | None:
+def knockouts(served: ServedModel, tables: Mapping[str, Table], pairs: Pairs) -> list[str | None]:
+    """Per (member, index date) pair, the knock-out rule that decides before the model, if any: the
+    product's event already on record before the index date, or too few of consultations, labs and
+    wearables on record. Vectorised, so /score_batch asks it once for all its applicants, as /score for one."""
     spec = served.model.spec
-    _, dates = event_records(tables, spec)
-    if (dates < np.datetime64(index_date)).any():
-        return f"prevalent: {spec.disease} already on record before the application"
-    t = np.datetime64(index_date)
-    sources = sum(int((np.asarray(tables[name]["date"]) < t).any()) for name in LIST_TABLES if len(tables[name]))
-    if sources < spec.knockouts.min_data_sources:
-        return f"too little data: {sources} of consultations, labs or wearables on record " \
-               f"(at least {spec.knockouts.min_data_sources} needed)"
-    return None
+    members, dates = event_records(tables, spec)
+    events = Table({"member_id": column_of("str", members.tolist()), "date": dates})
+    prevalent = count(join_before(events, pairs)) > 0
+    sources = sum((count(join_before(tables[name], pairs)) > 0).astype(int) for name in LIST_TABLES)
+    need = spec.knockouts.min_data_sources
+    return [f"prevalent: {spec.disease} already on record before the application" if p else
+            f"too little data: {n} of consultations, labs or wearables on record (at least {need} needed)"
+            if n < need else None for p, n in zip(prevalent.tolist(), np.asarray(sources).tolist(), strict=True)]
 
 
 def reasons(served: ServedModel, values: np.ndarray, contrib: np.ndarray) -> list[Reason]:
@@ -230,23 +236,22 @@ def score_applicant(served: ServedModel, applicant: Applicant, request_id: str, 
     if applicant.custom_measurements or served.model.custom_features:  # a data set's own features
         tables[CUSTOM_TABLE] = custom_table(served, applicant)
     index_date = applicant.questionnaire.application_date + timedelta(days=1)
-    row = feature_row(tables, applicant.applicant_id, index_date, served.registry)
-    values = row[served.model_columns]
+    pairs = applicant_pairs([applicant.applicant_id], [index_date])
+    values = feature_matrix(tables, pairs, served.registry)[0, served.model_columns]
     x = values.reshape(1, -1)
     raw = float(np.asarray(served.model.scorer.predict(x, raw_score=True, **ONE_ROW))[0])
     contrib = np.asarray(served.model.scorer.predict(x, pred_contrib=True, **ONE_ROW))[0]
-    return scored_row(served, request_id, tables, index_date, values, raw, contrib)
+    return scored_row(served, request_id, knockouts(served, tables, pairs)[0], index_date, values, raw, contrib)
 
 
-def scored_row(served: ServedModel, request_id: str, tables: Mapping[str, Table], index_date: date,
+def scored_row(served: ServedModel, request_id: str, knockout: str | None, index_date: date,
                values: np.ndarray, raw: float, contrib: np.ndarray) -> Scored:
-    """One applicant's answer from its model row, raw score and contributions: calibration, risk class,
-    knock-outs (from the applicant's own accepted tables) and reasons. /score and /score_batch both end here."""
+    """One applicant's answer from its model row, raw score, contributions and knock-out (`knockouts`):
+    calibration, risk class, decision and reasons. /score and /score_batch both end here."""
     model = served.model
     p = float(model.calibration.probability(np.array([raw]))[0])
     spec = model.spec
     risk = spec.risk_class(p)
-    knockout = _knockout(served, tables, index_date)
     decision, loading = risk.decision, risk.premium_loading_pct
     if knockout is not None:
         ko = spec.knockouts

@@ -9,11 +9,12 @@ service not ready; it is never replaced by another model. Business logic lives i
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
 from fastapi import FastAPI, Header, Query
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from chronorisk.data.pseudonym import member_ref
 from chronorisk.model.product import load_product
-from chronorisk.settings import load_settings
+from chronorisk.settings import NO_VERSION, load_settings
 from serving.audit import AuditRecord, AuditUnavailable, open_audit_log, utc_now
 from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
@@ -92,13 +93,20 @@ class ChronoriskService:
 
         for product in self.products:
             try:  # the version the launcher resolved for every worker (`chronorisk serve`), else the alias
-                self.models[product] = load_served(self.settings, product,
-                                                   self.settings.serve_versions.get(product, CHAMPION))
+                pinned = self.settings.serve_versions.get(product, CHAMPION)
+                if pinned == NO_VERSION:
+                    raise LookupError(f"{product}: no champion version was registered when the service was launched")
+                self.models[product] = load_served(self.settings, product, pinned)
                 logger.info("loaded %s champion v%s", product, self.models[product].version)
             except Exception as err:  # any failure keeps the service not ready, with its reason
                 self.load_errors[product] = f"{type(err).__name__}: {err}"
                 self.load_reasons[product] = public_load_reason(err)
                 logger.error("NOT READY: the %s champion could not be loaded: %s", product, err)
+        # Everything loaded so far (modules, models, schemas) lives as long as the worker: frozen out of the
+        # cyclic collector, a full collection no longer walks it. A request allocates many small objects (a
+        # batch of 100 year-long applicants ~40,000 validated records), and those walks were a third of a
+        # /score_batch (685 -> 470 ms, in-process, measured here); nothing about an answer changes.
+        gc.freeze()
 
     @bentoml.on_shutdown
     def _close_audit(self) -> None:
@@ -155,9 +163,9 @@ class ChronoriskService:
 
     @bentoml.api(route="/score_batch")
     def score_batch(self, ctx: bentoml.Context, product: str = Field(description="product name"),
-                    applicants: list[Any] = Field(description="applicants (each an Applicant); one bad or "
-                                                              "malformed applicant gets its own error")
-                    ) -> BatchResult:
+                    applicants: list[Annotated[Applicant | Any, Field(union_mode="left_to_right")]] = Field(
+                        description="applicants (each an Applicant); one bad or malformed applicant gets its own "
+                                    "error")) -> BatchResult:
         """Score up to the configured number of applicants; each slot has its own status."""
         from pydantic import ValidationError
 
@@ -168,7 +176,10 @@ class ChronoriskService:
         slots: dict[int, dict[str, Any]] = {}  # what the audit keeps of each applicant: pseudonym, score, features
         valid: dict[int, Applicant] = {}
         for i, raw in enumerate(applicants):
-            try:
+            if isinstance(raw, Applicant):  # validated as the body was parsed, in the same pass
+                valid[i] = raw
+                continue
+            try:  # what failed as an Applicant came as plain JSON: validated again, for its errors
                 valid[i] = Applicant.model_validate(raw)
             except ValidationError as err:
                 errors = [{"field": f"applicants[{i}]" + (f".{field_path(e['loc'])}" if e["loc"] else ""),

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from chronorisk.cli.console import console
-from chronorisk.settings import load_settings
+from chronorisk.settings import NO_VERSION, load_settings
 
 
 def serve(
@@ -31,12 +31,15 @@ def serve(
     client = connect(settings.mlflow_tracking_uri)
     versions = dict(settings.serve_versions)
     for product in settings.serve_products:
+        if product in versions:
+            continue
         try:
-            versions.setdefault(product, str(resolve(client, product, CHAMPION).version))
-        except LookupError as err:  # the server starts anyway and says why it is not ready (/readyz, /products)
-            typer.echo(f"{product}: {err}", err=True)
-    typer.echo("serving " + (", ".join(f"{p} v{v}" for p, v in versions.items()) or "no resolved champion")
-               + f" with {workers} worker(s)")
+            versions[product] = str(resolve(client, product, CHAMPION).version)
+        except Exception as err:  # the server starts anyway and says why it is not ready (/readyz, /products)
+            typer.echo(f"{product}: no champion version could be resolved ({type(err).__name__}); "
+                       "the service will not be ready for it", err=True)
+            versions[product] = NO_VERSION  # every worker agrees: not ready, whatever is promoted meanwhile
+    typer.echo("serving " + ", ".join(f"{p} v{v}" for p, v in versions.items()) + f" with {workers} worker(s)")
     env = {**os.environ, "CHRONORISK_WORKERS": str(workers),
            "CHRONORISK_SERVE_VERSIONS": ",".join(f"{p}={v}" for p, v in versions.items())}
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService", "--host", "127.0.0.1",

@@ -93,10 +93,10 @@ _NO_REJECTIONS: dict[tuple, pd.DataFrame] = {}
 
 def _quarantine_frame(raw: Table, allowed: frozenset[str], positions: np.ndarray, why: np.ndarray,
                       pepper: bytes) -> pd.DataFrame:
-    out = Table({c: v for c, v in raw.items() if c in allowed}, len(raw)).take(positions).frame()
-    for col in out.columns:
-        if out[col].dtype == object:  # mixed python objects cannot go to parquet as they are
-            out[col] = out[col].astype("str")
+    # python objects (CSV text, mixed values) as their text, as read: they cannot go to parquet as they are, and
+    # a frame built from them would infer a type instead (datetimes, say)
+    out = pd.DataFrame({c: pd.Series(v[positions], dtype=object).astype("str") if _objects(v) else v[positions]
+                        for c, v in raw.items() if c in allowed}, index=pd.RangeIndex(len(positions)))
     if "member_id" in out.columns:
         at = out.columns.get_loc("member_id")
         refs = member_refs(out.pop("member_id"), pepper)
@@ -104,6 +104,10 @@ def _quarantine_frame(raw: Table, allowed: frozenset[str], positions: np.ndarray
     out["reason"] = pd.Series(why, dtype="str")
     out["source_row"] = positions.astype(np.int64)
     return out
+
+
+def _objects(values: object) -> bool:
+    return isinstance(values, np.ndarray) and values.dtype == object
 
 
 def write_quarantine(data_dir: Path, rejected: Mapping[str, pd.DataFrame],

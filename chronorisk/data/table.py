@@ -41,6 +41,10 @@ class Table:
         """A frame's columns as arrays (numpy where the dtype is numpy's, else pandas' array), not copied."""
         if isinstance(data, Table):
             return data
+        if data.columns.has_duplicates:  # a header that repeats a name (a CSV's "note,note"): the first one counts
+            first = ~data.columns.duplicated()
+            return cls({str(name): column_array(data.iloc[:, i]) for i, name in enumerate(data.columns) if first[i]},
+                       len(data))
         return cls({str(name): column_array(data[name]) for name in data.columns}, len(data))
 
     @property

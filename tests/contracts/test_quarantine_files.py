@@ -106,3 +106,28 @@ def test_clean_data_is_accepted_whole_and_quarantines_nothing(cohort, tmp_path, 
     folder = write_folder(cohort, tmp_path / "raw")
     report = validate_folder(folder, extract_date=date(2024, 12, 31), pepper=pepper)
     assert (report.clean, (folder / "_rejected").exists()) == (True, False)
+
+
+def test_a_rejected_row_of_python_datetimes_is_quarantined_as_the_text_read(cohort, pepper):
+    from chronorisk.data.contracts import validate_tables
+
+    members = cohort["members"].copy()
+    members["birth_date"] = pd.Series(list(pd.to_datetime(members["birth_date"]).dt.to_pydatetime()), dtype=object)
+    members.loc[5, "region"] = "atlantis"
+    _, rejected, _ = validate_tables({**cohort, "members": members}, extract_date=date(2024, 12, 31), pepper=pepper)
+    row = rejected["members"]
+    assert row["birth_date"].dtype == "str"  # as read, not a type a frame would infer
+    assert row["birth_date"].tolist() == [str(members.loc[5, "birth_date"])]
+
+
+def test_a_header_that_repeats_a_column_outside_the_contract_validates_on_its_first(cohort, pepper):
+    from chronorisk.data.contracts import validate_tables
+
+    members = cohort["members"].copy()
+    members.loc[5, "region"] = "atlantis"
+    noted = pd.concat([members, pd.DataFrame({"note": ["a"] * len(members)}),
+                       pd.DataFrame({"note": ["b"] * len(members)})], axis=1)
+    accepted, rejected, report = validate_tables({**cohort, "members": noted}, extract_date=date(2024, 12, 31),
+                                                 pepper=pepper)
+    assert report.tables["members"].read == len(members) == len(accepted["members"]) + len(rejected["members"])
+    assert "note" not in rejected["members"].columns  # outside the contract: never quarantined

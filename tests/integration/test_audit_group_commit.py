@@ -99,3 +99,37 @@ def test_a_record_its_batch_cannot_commit_fails_alone(log):
         ["first", "waiting-0", "waiting-1"]
     result = audit.verify()
     assert (result.ok, result.checked) == (True, 4)
+
+
+def test_a_batch_past_a_checkpoint_still_has_its_last_record_signed_at_close(tmp_path):
+    db = str(tmp_path / "audit.db")
+    audit = AuditLog(f"sqlite:///{db}", AUDIT_KEYS, tmp_path / "checkpoints.jsonl", checkpoint_every=3)
+    outcomes, commits = _append_all(audit, ["waiting-0", "waiting-1", "waiting-2"], db)
+    assert commits == 2 and outcomes["waiting-2"].seq == 4  # seq 1 alone, then 2-4 in one commit (signing 3)
+    audit.close()  # the head, 4, is covered by no checkpoint yet: close signs it
+    with AuditLog(f"sqlite:///{db}", AUDIT_KEYS, tmp_path / "checkpoints.jsonl") as reopened:
+        result = reopened.verify()
+    assert (result.ok, result.covered_seq) == (True, 4)
+
+
+def test_a_record_taken_into_a_slow_commit_gets_that_commits_outcome_even_past_its_own_deadline(tmp_path):
+    db = str(tmp_path / "audit.db")
+    audit = AuditLog(f"sqlite:///{db}", AUDIT_KEYS, tmp_path / "checkpoints.jsonl", timeout_s=0.5)
+    seen: list[int] = []
+
+    def slow_second_commit(_: object) -> None:  # the commit of the queued pair outlasts their callers' 0.5 s
+        seen.append(1)
+        if len(seen) == 2:
+            time.sleep(0.45)
+
+    event.listen(Engine, "commit", slow_second_commit)
+    try:
+        outcomes, _ = _append_all(audit, ["waiting-0", "waiting-1"], db)
+    finally:
+        event.remove(Engine, "commit", slow_second_commit)
+    stored = {r.request_id: r for r in audit.records()}
+    # each caller's answer is what the database holds: committed, and told so
+    assert {rid: type(o).__name__ for rid, o in outcomes.items()} == dict.fromkeys(
+        ["first", "waiting-0", "waiting-1"], "AuditRecord")
+    assert all(stored[rid] == outcomes[rid] for rid in outcomes)
+    audit.close()

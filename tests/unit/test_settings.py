@@ -60,12 +60,13 @@ def test_in_development_audit_keys_are_generated_once_owner_only_and_reused(bare
 
 def test_pinned_serving_versions_read_as_product_version_pairs(bare_env):
     bare_env.setenv("CHRONORISK_ENVIRONMENT", "development")
-    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", " diabetes=3, hypertension = 12 ")
-    assert load_settings().serve_versions == {"diabetes": "3", "hypertension": "12"}
+    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", " diabetes=3, hypertension = none ")
+    assert load_settings().serve_versions == {"diabetes": "3", "hypertension": "none"}
 
 
-def test_a_malformed_pinned_version_is_refused_by_rule(bare_env):
+@pytest.mark.parametrize("pinned", ["diabetes=3,hypertension", "diabetes=champion", "=3"])
+def test_a_malformed_pinned_version_is_refused_by_rule(bare_env, pinned):
     bare_env.setenv("CHRONORISK_ENVIRONMENT", "development")
-    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", "diabetes=3,hypertension")
+    bare_env.setenv("CHRONORISK_SERVE_VERSIONS", pinned)
     with pytest.raises(SettingsError, match=r"serve_versions: 1 entries are not product=version"):
         load_settings()
