@@ -6,7 +6,7 @@ and once for the contributions of the whole matrix; each applicant's answer is t
 `serving.scoring.scored_row`, the tail /score uses too. Every answer is bit for bit the one
 `score_applicant` gives the applicant alone (tests/integration/test_batch_scoring.py):
 
-- each request gets its own member id in the extract (`applicant_tables(applicant, key)`), so two
+- each request gets its own member id in the extract (`applicants_tables(applicants, keys)`), so two
   requests with the same applicant id never meet the cross-row rules (duplicate keys) or each
   other's records; no rule beyond "present and unique" and no feature reads a member id;
 - the rules of one member's rows depend only on that member's rows and its members row, so a
@@ -40,7 +40,7 @@ from serving.scoring import (
     ServedModel,
     _errors_from_quarantine,
     applicant_pairs,
-    applicant_tables,
+    applicants_tables,
     custom_table,
     knockouts,
     questionnaire_needed,
@@ -104,13 +104,7 @@ def score_applicants(served: ServedModel, applicants: Sequence[Applicant], reque
 def _score_live(served: ServedModel, applicants: Sequence[Applicant], live: list[int], outcomes: list[Outcome | None],
                 request_id: str, today: date, pepper: bytes) -> None:
     keys = [f"batch-{i}" for i in live]  # one member id per request (see the module's docstring)
-    per_request = [applicant_tables(applicants[i], key) for i, key in zip(live, keys, strict=True)]
-    raw: dict[str, Table] = {}
-    starts: dict[str, np.ndarray] = {}
-    for table in TABLES:
-        frames = [t[table] for t in per_request]
-        starts[table] = np.cumsum([0, *(len(f) for f in frames)])[:-1]
-        raw[table] = _concat(frames)
+    raw, starts = applicants_tables([applicants[i] for i in live], keys)
     accepted, rejected, _ = validate_columns(raw, extract_date=today, pepper=pepper)
     refused = _rejections(rejected, starts)
 

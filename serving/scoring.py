@@ -7,7 +7,7 @@ so the batch runner reproduces the service's answers bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from chronorisk.model.bundle import LoadedModel
 from features.build import feature_matrix
 from features.pointintime import Pairs, count, join_before
 from features.registry import FeatureRegistry, default_registry
-from serving.schemas import ANSWERS, Applicant, ApplicantError, Reason, ScoreResult
+from serving.schemas import ANSWERS, Applicant, ApplicantError, Questionnaire, Reason, ScoreResult
 from training.labels import event_records
 
 # Where each raw table lives in the request, for error paths.
@@ -73,49 +73,62 @@ def _table(name: str, n: int, columns: dict[str, list[Any]]) -> Table:
     return Table({col: column_of(kinds[col].kind, values) for col, values in columns.items()}, n)
 
 
-def _records(records: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
-    """Records as columns, read by attribute: one pass per column, no dict per record."""
-    return {name: [getattr(r, name) for r in records] for name in names}
-
-
 CONSULTATION_COLUMNS = ("date", "channel", "weight_kg", "height_cm", "waist_cm", "sbp_mmhg", "dbp_mmhg", "bmi",
                         "triceps_skinfold_mm", "pregnancies", "heart_rate_bpm", "smoking_status")
 LAB_COLUMNS = ("date", "test", "value", "unit")
 WEARABLE_COLUMNS = ("date", "steps", "resting_hr", "sleep_minutes", "active_minutes", "wear_minutes")
+MEMBER_COLUMNS = ("member_id", "birth_date", "sex", "region", "enrollment_start", "enrollment_end",
+                  "family_history_diabetes", "family_history_hypertension", "family_history_score")
+APPLICATION_COLUMNS = ("member_id", *Questionnaire.model_fields)
+TABLE_COLUMNS = {"members": MEMBER_COLUMNS, "applications": APPLICATION_COLUMNS,
+                 "consultations": ("consultation_id", "member_id", *CONSULTATION_COLUMNS, "icd10_codes", "atc_codes"),
+                 "lab_results": ("member_id", *LAB_COLUMNS), "wearable_daily": ("member_id", *WEARABLE_COLUMNS)}
 
 
 def applicant_tables(applicant: Applicant, key: str | None = None) -> dict[str, Table]:
-    """The request as raw tables, exactly as a batch extract would hold them, built as arrays in one
-    pass over the parsed request (no DataFrame: its fixed costs were most of a request's time).
+    """The request as raw tables, exactly as a batch extract would hold them (`applicants_tables`)."""
+    return applicants_tables([applicant], None if key is None else [key])[0]
 
-    With `key` (a batch of requests, `serving.batch_scoring`), the key is the member id and prefixes the
-    consultation ids, so that requests concatenated into one extract never share a key; neither id is
-    read by a rule (beyond being present and unique) or by a feature."""
-    mid = key or applicant.applicant_id
-    prefix = f"{key}:" if key else ""
-    q = applicant.questionnaire
-    d = applicant.demographics
-    members = _table("members", 1, {
-        "member_id": [mid], "birth_date": [d.birth_date], "sex": [d.sex], "region": [d.region],
-        "enrollment_start": [q.application_date], "enrollment_end": [None],
-        "family_history_diabetes": [d.family_history_diabetes],
-        "family_history_hypertension": [d.family_history_hypertension],
-        "family_history_score": [d.family_history_score]})
-    # no answers at all: no application row, as for an extract without a questionnaire (a model that uses
-    # the answers refuses such a request first: `questionnaire_needed`)
-    answered = q.answered()
-    applications = _table("applications", int(answered), {"member_id": [mid] if answered else [], **{
-        k: [v] if answered else [] for k, v in q.model_dump().items()}})
-    cons, labs, wear = applicant.consultations, applicant.lab_results, applicant.wearable_daily
-    consultations = _table("consultations", len(cons), {
-        "consultation_id": [f"{prefix}{i}" for i in range(len(cons))], "member_id": [mid] * len(cons),
-        **_records(cons, CONSULTATION_COLUMNS),
-        "icd10_codes": [";".join(c.icd10_codes) for c in cons], "atc_codes": [";".join(c.atc_codes) for c in cons]})
-    lab_results = _table("lab_results", len(labs), {"member_id": [mid] * len(labs), **_records(labs, LAB_COLUMNS)})
-    wearable_daily = _table("wearable_daily", len(wear), {"member_id": [mid] * len(wear),
-                                                          **_records(wear, WEARABLE_COLUMNS)})
-    return {"members": members, "applications": applications, "consultations": consultations,
-            "lab_results": lab_results, "wearable_daily": wearable_daily}
+
+def applicants_tables(applicants: Sequence[Applicant], keys: Sequence[str] | None = None
+                      ) -> tuple[dict[str, Table], dict[str, np.ndarray]]:
+    """Requests as raw tables, exactly as a batch extract would hold them, and where each request's rows
+    start in each table. Built as arrays in one pass over the parsed requests, each column once for all
+    of them (no DataFrame: its fixed costs were most of a request's time).
+
+    With `keys` (a batch of requests, `serving.batch_scoring`), each key is its request's member id and
+    prefixes its consultation ids, so that requests in one extract never share a key; neither id is read
+    by a rule (beyond being present and unique) or by a feature."""
+    cols: dict[str, dict[str, list[Any]]] = {t: {c: [] for c in names} for t, names in TABLE_COLUMNS.items()}
+    starts: dict[str, list[int]] = {t: [] for t in TABLE_COLUMNS}
+    for i, applicant in enumerate(applicants):
+        mid = applicant.applicant_id if keys is None else keys[i]
+        prefix = "" if keys is None else f"{keys[i]}:"
+        for t, table in cols.items():
+            starts[t].append(len(table["member_id"]))
+        q, d = applicant.questionnaire, applicant.demographics
+        for c, v in zip(MEMBER_COLUMNS, (mid, d.birth_date, d.sex, d.region, q.application_date, None,
+                                          d.family_history_diabetes, d.family_history_hypertension,
+                                          d.family_history_score), strict=True):
+            cols["members"][c].append(v)
+        # no answers at all: no application row, as for an extract without a questionnaire (a model that uses
+        # the answers refuses such a request first: `questionnaire_needed`)
+        if q.answered():
+            cols["applications"]["member_id"].append(mid)
+            for c in APPLICATION_COLUMNS[1:]:
+                cols["applications"][c].append(getattr(q, c))
+        cons = applicant.consultations
+        cols["consultations"]["consultation_id"] += [f"{prefix}{j}" for j in range(len(cons))]
+        cols["consultations"]["icd10_codes"] += [";".join(c.icd10_codes) for c in cons]
+        cols["consultations"]["atc_codes"] += [";".join(c.atc_codes) for c in cons]
+        for t, records, fields in (("consultations", cons, CONSULTATION_COLUMNS),
+                                   ("lab_results", applicant.lab_results, LAB_COLUMNS),
+                                   ("wearable_daily", applicant.wearable_daily, WEARABLE_COLUMNS)):
+            cols[t]["member_id"] += [mid] * len(records)
+            for c in fields:
+                cols[t][c] += [getattr(r, c) for r in records]
+    tables = {t: _table(t, len(table["member_id"]), table) for t, table in cols.items()}
+    return tables, {t: np.array(s, dtype=np.int64) for t, s in starts.items()}
 
 
 # Members-table columns that the request carries elsewhere, or under another name.
