@@ -29,6 +29,7 @@ champion is trained on a 100,000-member cohort (CHAMPION_MEMBERS) into a tempora
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -164,17 +165,35 @@ def _spread(proc: Any, url: str, body: bytes, headers: dict[str, str], concurren
     busiest SPREAD_WORKERS of the server's processes (the leader and its helpers barely run)."""
     import psutil
 
+    _every_worker_ready(url)
     processes = psutil.Process(proc.pid).children(recursive=True)
 
     def cpu() -> dict[int, float]:
-        return {p.pid: sum(p.cpu_times()[:2]) for p in processes}
+        seconds = {}
+        for p in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):  # a short-lived helper process may be gone
+                seconds[p.pid] = sum(p.cpu_times()[:2])
+        return seconds
 
     before = cpu()
     figures = _measured(proc, url, body, headers, concurrency)
     after = cpu()
-    busy = sorted((after[pid] - before[pid] for pid in after), reverse=True)[:SPREAD_WORKERS]
+    busy = sorted((after[pid] - before[pid] for pid in after if pid in before), reverse=True)[:SPREAD_WORKERS]
     return {**figures, "workers": SPREAD_WORKERS, "worker_cpu_s": [round(b, 2) for b in busy],
             "worker_cpu_share_min": min(busy) / sum(busy) if sum(busy) > 0 else 0.0}
+
+
+def _every_worker_ready(url: str, in_a_row: int = 20, limit_s: float = 120.0) -> None:
+    """Wait until /readyz answers 200 on `in_a_row` fresh connections in a row: the server is ready once one
+    worker is, and each new connection may reach another, still loading its champion."""
+    deadline, ok = time.monotonic() + limit_s, 0
+    while ok < in_a_row:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not every worker of {url} became ready within {limit_s:.0f} s")
+        with httpx.Client(base_url=url, timeout=5) as client:  # a new connection each time
+            ok = ok + 1 if client.get("/readyz").status_code == 200 else 0
+        if ok == 0:
+            time.sleep(0.5)
 
 
 def batch_body(applicant: dict[str, Any]) -> bytes:
