@@ -29,6 +29,7 @@ from serving.audit_followup import FollowUps, undelivered_record
 from serving.gatekeeper import Gatekeeper
 from serving.keys import AuthResult, KeyStore, KeyStoreError
 from serving.openapi import OpenAPIDocument
+from serving.readiness import ReadyMarks
 from serving.redaction import current_request_id, install_log_redaction
 from serving.refusals import RefusalTally
 from serving.schemas import Applicant, BatchItem, BatchResult, Explanation, ProductInfo, ProductList, ScoreResult
@@ -64,8 +65,10 @@ async def _refused(_: Any, exc: Exception) -> Response:
 info.add_exception_handler(Refused, _refused)
 
 
-@bentoml.service(name="chronorisk", traffic={"timeout": 30},
-                 workers=int(os.environ.get("CHRONORISK_WORKERS", "1")))
+WORKERS = int(os.environ.get("CHRONORISK_WORKERS", "1"))
+
+
+@bentoml.service(name="chronorisk", traffic={"timeout": 30}, workers=WORKERS)
 @bentoml.asgi_app(info, path="/")
 class ChronoriskService:
     def __init__(self) -> None:
@@ -82,6 +85,8 @@ class ChronoriskService:
         self.refusals = RefusalTally(self.audit, self.settings.refusal_audit_interval_s)  # before authentication
         self.keys = KeyStore(self.settings.keys_file)
         self.cards: dict[tuple[str, str, str], str] = {}  # (product, version, format) -> hash-checked model card
+        # every worker of this server must have its champions before any answers ready (serving/readiness.py)
+        self.ready_marks = ReadyMarks.of_this_server(bentoml.server_context.worker_index, WORKERS)
         threading.Thread(target=self._load_champions, name="load-champions", daemon=True).start()
 
     def _load_champions(self) -> None:
@@ -110,11 +115,14 @@ class ChronoriskService:
         # noise. Nothing about an answer changes.
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
+        if not self.load_errors and all(p in self.models for p in self.products):
+            self.ready_marks.set()
 
     @bentoml.on_shutdown
     def _close_audit(self) -> None:
         """Write pending linked records, then sign the audit chain's head on the way out, so records cut
         off the end later are noticed."""
+        self.ready_marks.clear()
         self.refusals.close()
         left = self.followups.flush(timeout_s=5.0)
         if left:
@@ -122,7 +130,7 @@ class ChronoriskService:
         self.audit.close()
 
     def __is_ready__(self) -> bool:
-        return not self.load_errors and all(p in self.models for p in self.products)
+        return not self.load_errors and all(p in self.models for p in self.products) and self.ready_marks.all_set()
 
     def _audit(self, ctx: bentoml.Context, product: str, status: int, *, applicant: Applicant | None = None,
                result: ScoreResult | None = None, features: dict[str, float | None] | None = None,
