@@ -56,6 +56,9 @@ class Settings(BaseSettings):
                         "resolving the champion alias: `chronorisk serve` resolves it once and hands the version to "
                         "every worker, so all workers (and any BentoML restarts) answer with the same model; "
                         f"{NO_VERSION!r}: there was no champion at launch, so the product stays not ready")
+    bentoml_telemetry: bool = Field(False, description="BentoML's usage statistics, sent to its makers: off unless "
+                                                       "turned on (`chronorisk serve` and the demo start BentoML "
+                                                       "with BENTOML_DO_NOT_TRACK otherwise)")
     max_concurrency: int = Field(32, ge=1, description="requests in flight per worker; beyond it a fast 503")
     max_reading: int = Field(256, ge=1, description="connections still sending their body, per worker, counted "
                                                    "apart from requests being scored; beyond it a fast 503")

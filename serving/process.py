@@ -13,10 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 import psutil
+from pydantic import TypeAdapter, ValidationError
 
 
 def free_port() -> int:
@@ -25,9 +27,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TELEMETRY_SETTING = "CHRONORISK_BENTOML_TELEMETRY"
+
+
+def launch_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment to start `bentoml serve` with: BentoML's usage statistics (sent to its makers
+    from the leader and its CLI) off, unless CHRONORISK_BENTOML_TELEMETRY turns them on. BentoML reads
+    its switch once, as its CLI starts, so it must be set here, before, not by the service module."""
+    out = dict(env)
+    try:
+        telemetry = TypeAdapter(bool).validate_python(out.get(TELEMETRY_SETTING, "false"))
+    except ValidationError:
+        raise ValueError(f"{TELEMETRY_SETTING}: not true or false") from None
+    if not telemetry:
+        out["BENTOML_DO_NOT_TRACK"] = "True"
+    return out
+
+
 def start_server(target: str, env: dict[str, str], log_file: Path, ready_s: float = 90.0
                  ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `bentoml serve target` and wait until /readyz answers 200; (process, base url)."""
+    env = launch_env(env)
     port = free_port()
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "wb") as out:  # the child keeps its own copy of the descriptor

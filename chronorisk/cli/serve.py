@@ -24,6 +24,7 @@ def serve(
     import subprocess
 
     from chronorisk.model.registry import CHAMPION, connect, resolve
+    from serving.process import launch_env
 
     settings = load_settings()
     # Resolved once, here: each worker resolving the alias itself could load another version if a promotion
@@ -40,8 +41,8 @@ def serve(
                        "the service will not be ready for it", err=True)
             versions[product] = NO_VERSION  # every worker agrees: not ready, whatever is promoted meanwhile
     typer.echo("serving " + ", ".join(f"{p} v{v}" for p, v in versions.items()) + f" with {workers} worker(s)")
-    env = {**os.environ, "CHRONORISK_WORKERS": str(workers),
-           "CHRONORISK_SERVE_VERSIONS": ",".join(f"{p}={v}" for p, v in versions.items())}
+    env = launch_env({**os.environ, "CHRONORISK_WORKERS": str(workers),
+                      "CHRONORISK_SERVE_VERSIONS": ",".join(f"{p}={v}" for p, v in versions.items())})
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:ChronoriskService", "--host", "127.0.0.1",
            "--port", str(port)]
     raise typer.Exit(code=subprocess.call(cmd, env=env))
