@@ -1,5 +1,5 @@
 # chronorisk: the data scientist's interface. `make` (or `make help`) lists the targets.
-# Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version>  TUNE=<trials>
+# Variables: PRODUCT=diabetes  MEMBERS=20000  SEED=7  DATA=data/synth  BENCH=<name>  TO=<version> REASON=<why>  TUNE=<trials>
 #            MAPPING=<mapping yaml>  OUT=<raw folder>  SOURCE=<extract file, optional>  (make import)  BYOD_MEMBERS=4000 (make byod-example)
 #            BATCH=<scored parquet>  SINCE=<YYYY-MM-DD>  VERSION=<model version or alias>
 #            PORTFOLIO=<features parquet>  REPORT_OUT=reports/<product>
@@ -71,8 +71,8 @@ features: install ## build the PRODUCT training snapshot from DATA into data/fea
 train: install ## train PRODUCT on its snapshot; log to MLflow; register a challenger
 	$(CLI) train --product $(PRODUCT)
 
-promote: install ## run the promotion gate for PRODUCT (TO=<version> rolls back)
-	$(CLI) promote --product $(PRODUCT) $(if $(TO),--to $(TO),)
+promote: install ## run the promotion gate for PRODUCT (TO=<version> REASON=<why> rolls back)
+	$(CLI) promote --product $(PRODUCT) $(if $(TO),--to $(TO) --reason "$(REASON)",)
 
 retrain: install ## data check, features, train, evaluate, promote for PRODUCT (TUNE=<trials>)
 	$(CLI) retrain --product $(PRODUCT) --data $(DATA) $(if $(TUNE),--tune $(TUNE),)

@@ -44,6 +44,8 @@ class Verdict:
     compared: dict[str, Any] = field(default_factory=dict)
     action: str = "gate"
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    by: str | None = None  # who set the champion by hand (a rollback); the gate decides on its own
+    reason: str | None = None  # why they did
 
     def explain(self) -> str:
         head = "PROMOTED" if self.promote else "REFUSED"
@@ -171,17 +173,27 @@ def append_log(path: Path, verdict: Verdict) -> None:
 
 
 def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Path,
-            to_version: str | None = None) -> Verdict:
-    """Run the gate for the product's challenger, or roll the champion back to `to_version`."""
+            to_version: str | None = None, *, reason: str | None = None, by: str | None = None) -> Verdict:
+    """Run the gate for the product's challenger, or set the champion to `to_version` by hand (a rollback,
+    or forward past the gate), which needs a reason and the name of who decided: both go to the
+    promotion log and to the version's tags, and its model card says how it became champion."""
     name = model_name(product)
     before = alias_version(client, product, CHAMPION)
     before_v = before.version if before else None
     if to_version is not None:
+        if not (reason and reason.strip()) or not (by and by.strip()):
+            raise ValueError("setting the champion by hand needs a reason and who decided (promote --to VERSION "
+                             "--reason TEXT --by NAME)")
+        who, why = by.strip(), reason.strip()
         target = resolve(client, product, to_version)
         client.set_registered_model_alias(name, CHAMPION, target.version)
         verdict = Verdict(product, True, str(target.version), before_v, action="rollback",
-                          reasons=[f"champion set to v{target.version} by request (was v{before_v})"])
-        append_log(log_path, verdict)
+                          reasons=[f"champion set to v{target.version} by hand (was v{before_v})"], by=who, reason=why)
+        append_log(log_path, verdict)  # first: the change is on record even if the tags or card below fail
+        for tag, value in (("champion_by", who), ("champion_reason", why[:4900]),
+                           ("champion_since", verdict.time), ("champion_how", f"set by hand (was v{before_v})")):
+            client.set_model_version_tag(name, str(target.version), tag, value)
+        log_model_card(client, product, str(target.version))  # the card says how it became champion
         return verdict
     challenger = resolve(client, product, CHALLENGER)
     if not challenger.run_id:
@@ -235,6 +247,11 @@ def promote(client: MlflowClient, product: str, config: GateConfig, log_path: Pa
         client.set_registered_model_alias(name, CHAMPION, challenger.version)
     client.set_model_version_tag(name, challenger.version, "gate_verdict", "promoted" if ok else "refused")
     client.set_model_version_tag(name, challenger.version, "gate_reasons", "; ".join(reasons)[:4900])
+    if ok:
+        for tag, value in (("champion_by", "the gate"), ("champion_reason", "passed the gate"),
+                           ("champion_since", verdict.time),
+                           ("champion_how", f"promoted by the gate (was v{before_v})")):
+            client.set_model_version_tag(name, challenger.version, tag, value)
     append_log(log_path, verdict)  # first: a promotion is on record even if the card below fails
     log_model_card(client, product, str(challenger.version))  # the card states the verdict it now has
     return verdict

@@ -167,5 +167,6 @@ def train_champion(tmp: Path, log: Callable[[str], None], members: int = CHAMPIO
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     client = connect(uri)
     version = train_product(spec, tmp / "snap.parquet", artifact_root=tmp / "art", pepper=b"bench").version
-    promote(client, "diabetes", spec.gate, tmp / "promotions.jsonl", to_version=version)
+    promote(client, "diabetes", spec.gate, tmp / "promotions.jsonl", to_version=version, reason="bench champion",
+            by="bench")
     return uri

@@ -60,7 +60,8 @@ def bench_report(log: Callable[[str], None]) -> Path:
                           "--workers", "2"))
         run_measured(cli("features", "build", "--product", "diabetes", "--data", str(data), "--out", str(snapshot)))
         run_measured(cli("train", "--product", "diabetes", "--snapshot", str(snapshot)), env=env)
-        run_measured(cli("promote", "--product", "diabetes", "--to", "1"), env=env)
+        run_measured(cli("promote", "--product", "diabetes", "--to", "1", "--reason", "report bench",
+                         "--by", "bench"), env=env)
         cmd = cli("report", "--product", "diabetes", "--data", str(data), "--index-date", INDEX_DATE,
                    "--out", str(out))
         log(f"report: {' '.join(cmd[3:])} (whole report, up to {REPEATS} runs)")

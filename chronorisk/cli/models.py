@@ -57,15 +57,24 @@ def promote(
     product: Annotated[str, typer.Option(help="product name or YAML path")],
     to: Annotated[str | None, typer.Option("--to", help="roll the champion back (or forward) to this version")
                   ] = None,
+    reason: Annotated[str | None, typer.Option(help="with --to: why (required; the promotion log, the version's "
+                                                    "tags and its model card keep it)")] = None,
+    by: Annotated[str | None, typer.Option(help="with --to: who decided (default: your login name)")] = None,
 ) -> None:
     """Run the gate: make the challenger champion only if it beats the champion on the same test data."""
+    import getpass
+
     from chronorisk.model.product import load_product
     from chronorisk.model.registry import connect
     from training.gate import promote as run_gate
 
+    if to is not None and not (reason and reason.strip()):
+        console.print("[red]promote --to needs --reason: why the champion is set by hand[/red]")
+        raise typer.Exit(code=2)
     settings = load_settings()
     spec = load_product(product)
-    verdict = run_gate(connect(settings.mlflow_tracking_uri), spec.name, spec.gate, settings.promotion_log, to)
+    verdict = run_gate(connect(settings.mlflow_tracking_uri), spec.name, spec.gate, settings.promotion_log, to,
+                       reason=reason, by=(by or getpass.getuser()) if to is not None else None)
     colour = "green" if verdict.promote else "red"
     console.print(f"[{colour}]{verdict.explain()}[/{colour}]")
     if not verdict.promote:

@@ -105,7 +105,8 @@ def byod_example(
         console.print("[yellow]the gate refused the challenger (reasons above). The example sets it champion by "
                       "hand (`promote --to challenger`, logged like any rollback) only so the flow can reach the "
                       "server; with an insurer's data, read the reasons instead.[/yellow]")
-        promote(product=product, to="challenger")
+        promote(product=product, to="challenger", reason="byod example: the flow must reach the server",
+                by="byod-example")
     console.rule("6. chronorisk report: SHAP portfolio insights over the imported applicants")
     report(product=product, out=Path("reports") / product, data=None,
            portfolio=load_settings().features_dir / f"{product}.parquet", index_date=None, version="champion",

@@ -102,6 +102,9 @@ def card_sections(client: MlflowClient, product: str, version: str) -> tuple[str
             f"Model: {FAMILY_TEXT.get(family, family)}.",
             f"Registered from MLflow run `{mv.run_id}`; gate verdict: {mv.tags.get('gate_verdict', 'not yet judged')}"
             + (f" ({mv.tags['gate_reasons']})." if mv.tags.get("gate_reasons") else "."),
+            *([f"Champion since {mv.tags.get('champion_since', '-')}: {mv.tags['champion_how']}, by "
+               f"{mv.tags.get('champion_by', '-')}; reason: {mv.tags.get('champion_reason', '-')}."]
+              if mv.tags.get("champion_how") else []),
         ]),
         Section("Product", [_event_text(spec)],
                 ["risk class", "probability below", "decision", "premium loading %"],

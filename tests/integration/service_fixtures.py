@@ -98,7 +98,8 @@ def build_model_store(root: Path) -> ModelStore:
     client = connect(f"sqlite:///{db}")
     version = train_product(spec, snapshot, artifact_root=artifact_root, pepper=PEPPER.encode(), seed=7).version
     assert version is not None, "training registered no model version"
-    promote(client, "diabetes", spec.gate, root / "promotions.jsonl", to_version=version)
+    promote(client, "diabetes", spec.gate, root / "promotions.jsonl", to_version=version, reason="test champion",
+            by="tests")
     raw, _ = load_raw(cohort, extract_date=EXTRACT, pepper=PEPPER.encode())
     tables = {name: getattr(raw, name) for name in
               ("members", "applications", "consultations", "lab_results", "wearable_daily")}

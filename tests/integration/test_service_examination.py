@@ -40,7 +40,8 @@ def screening_server(tmp_path_factory) -> Iterator[tuple[Server, str, str]]:
     version = train_product(spec, root / "snapshot.parquet", artifact_root=root / "mlartifacts",
                             pepper=PEPPER.encode(), seed=7).version
     assert version is not None
-    promote(client, PRODUCT, spec.gate, root / "promotions.jsonl", to_version=version)  # random outcome: by hand
+    promote(client, PRODUCT, spec.gate, root / "promotions.jsonl", to_version=version,  # random outcome: by hand
+            reason="random outcome", by="tests")
     key, _ = KeyStore(root / "keys.json").create("tests: screening", [PRODUCT])
     env = service_env(uri, f"sqlite:///{root / 'audit.db'}", root / "keys.json", products=(PRODUCT,),
                       home=root / "bentoml")

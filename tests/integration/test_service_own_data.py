@@ -41,7 +41,8 @@ def byod_store(own_data, tmp_path_factory) -> tuple[str, str]:
     version = train_product(spec, root / "snapshot.parquet", artifact_root=root / "mlartifacts",
                             pepper=PEPPER.encode(), seed=7).version
     assert version is not None
-    promote(client, PRODUCT, spec.gate, root / "promotions.jsonl", to_version=version)
+    promote(client, PRODUCT, spec.gate, root / "promotions.jsonl", to_version=version, reason="test champion",
+            by="tests")
     return uri, version
 
 

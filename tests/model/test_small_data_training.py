@@ -124,7 +124,7 @@ def test_a_challenger_is_compared_with_a_refitted_champion_only_on_rows_neither_
     spec = load_product("byod_diabetes")
     if alias_version(client, "byod_diabetes", "champion") is None:  # run alone: make the first version champion
         promote(client, "byod_diabetes", spec.gate, trained.root / "promotions.jsonl",
-                to_version=trained.result.version)
+                to_version=trained.result.version, reason="first version", by="tests")
     again = train_product(spec, trained.snapshot, artifact_root=trained.root / "mlartifacts", pepper=PEPPER, seed=5)
     verdict = promote(client, "byod_diabetes", spec.gate, trained.root / "promotions.jsonl")
     logged = pd.read_parquet(client.download_artifacts(again.run_id, TEST_SET_ARTIFACT))
