@@ -29,6 +29,23 @@ from serving.schemas import Applicant, BatchResult, ErrorAnswer, Explanation, Pr
 __all__ = ["DOCUMENT_PATH", "OpenAPIDocument", "openapi_document"]
 
 DOCUMENT_PATH = "/docs.json"
+PAGE_PATH, PAGE_SCRIPT_PATH = "/docs", "/docs/swagger-init.js"
+# The one page of the API, every asset from this server: Swagger UI's own files, which BentoML ships and
+# serves under /static_content/, and the start-up script below (no CDN, no third-party script; the
+# online validator badge, which would fetch from swagger.io, is off).
+PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>chronorisk scoring API</title>
+<link rel="stylesheet" href="/static_content/swagger-ui.css">
+<link rel="icon" type="image/png" href="/static_content/favicon-light-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/static_content/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-init.js"></script></body></html>
+"""
+PAGE_SCRIPT = b"""window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "/docs.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null,
+                               presets: [SwaggerUIBundle.presets.apis]});
+};
+"""
 REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 REQUEST_ID_HEADER = {"x-request-id": {"description": "the request id the audit log keeps (quote it later)",
@@ -133,6 +150,8 @@ def openapi_document(svc: Any, bento: Any) -> dict[str, Any]:
         "Chronic-disease risk scores for insurance underwriting. Send the key from `chronorisk keys create` in "
         "X-API-Key. Every answer carries x-request-id, the id of its audit record.")}
     info.pop("contact", None)
+    if info.get("version") in (None, "", "None"):  # BentoML writes "None" outside a built Bento
+        info["version"] = _package_version()
     return {"openapi": "3.1.0", "info": info, "servers": [{"url": "."}],
             "tags": [{"name": "chronorisk", "description": "scoring and read-only endpoints (X-API-Key)"},
                      *[t for t in base.get("tags", []) if t.get("name") == "Infrastructure"]],
@@ -142,12 +161,22 @@ def openapi_document(svc: Any, bento: Any) -> dict[str, Any]:
                                                           "description": "a key from `chronorisk keys create`"}}}}
 
 
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chronorisk")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unreleased"
+
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 
 
 class OpenAPIDocument:
-    """ASGI middleware answering GET /docs.json with `openapi_document` (built once per worker)."""
+    """ASGI middleware answering GET /docs.json with `openapi_document` (built once per worker), and /docs
+    with the page that renders it."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], service: Any = None, **_: Any) -> None:
         self.app = app
@@ -156,14 +185,22 @@ class OpenAPIDocument:
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                       send: Callable[[Message], Awaitable[None]]) -> None:
-        if scope["type"] != "http" or scope["path"] != DOCUMENT_PATH or scope.get("method") not in ("GET", "HEAD"):
+        path = scope.get("path") if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") else None
+        if path in (PAGE_PATH, PAGE_SCRIPT_PATH):
+            await _answer(send, scope, PAGE if path == PAGE_PATH else PAGE_SCRIPT,
+                          b"text/html; charset=utf-8" if path == PAGE_PATH else b"text/javascript; charset=utf-8")
+            return
+        if path != DOCUMENT_PATH:
             await self.app(scope, receive, send)
             return
         if self._body is None:
             import bentoml
 
             self._body = json.dumps(openapi_document(bentoml.get_current_service(), self.bento)).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(self._body)).encode())]})
-        await send({"type": "http.response.body", "body": self._body if scope.get("method") == "GET" else b""})
+        await _answer(send, scope, self._body, b"application/json")
+
+
+async def _answer(send: Callable[[Message], Awaitable[None]], scope: Scope, body: bytes, media: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body if scope.get("method") == "GET" else b""})

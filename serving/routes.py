@@ -29,7 +29,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/model_card/{product}": Endpoint(AUDITED_READ, audit_name="/model_card"),
 }
 # BentoML's own routes: liveness, readiness and metrics probes, the OpenAPI document and its page.
-OPEN_PATHS = frozenset({"/", "/docs", "/docs.json", "/healthz", "/livez", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/", "/docs", "/docs/swagger-init.js", "/docs.json", "/healthz", "/livez", "/readyz",
+                        "/metrics"})
 OPEN_PREFIXES = ("/static_content/",)
 UNDECLARED = Endpoint(AUDITED_READ, audit_name="(undeclared path)")
 
