@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from chronorisk.data import units as units_module
 from chronorisk.data.contracts import ATC, CONTRACTS, ICD10, LAB_RANGES, REGIONS
 from chronorisk.data.units import normalize_unit
-from chronorisk.model.product import RiskClass
+from chronorisk.model.product import DECISIONS, RiskClass
 
 LIMITS = {"consultations": 500, "lab_results": 500, "wearable_daily": 1100}
 LAB_UNITS: dict[str, tuple[str, ...]] = {test: tuple(units) for test, units in units_module.LAB_UNITS.items()}
@@ -143,71 +143,76 @@ class Applicant(_Strict):
 
 
 class Reason(BaseModel):
-    feature: str
-    description: str
-    value: float | None
+    feature: str = Field(description="the feature's name in the registry (GET /model_card lists them)")
+    description: str = Field(description="what the feature measures")
+    value: float | None = Field(description="the applicant's value, in the feature's unit; null when not recorded")
     contribution: float = Field(description="SHAP contribution on the log-odds scale (positive raises risk)")
-    direction: Literal["raises risk", "lowers risk"]
+    direction: Literal["raises risk", "lowers risk"] = Field(description="which way it moves this applicant's risk")
     text: str = Field(description="the reason in plain words")
 
 
 class ScoreResult(BaseModel):
-    request_id: str
-    product: str
-    model_name: str
-    model_version: str
+    request_id: str = Field(description="the id of this answer's audit record (also the x-request-id header)")
+    product: str = Field(description="the insurance product scored, e.g. diabetes")
+    model_name: str = Field(description="the registered model that answered")
+    model_version: str = Field(description="the exact registry version that answered")
     index_date: date = Field(description="the day after the application date")
     probability: float = Field(description="calibrated probability of the disease within the horizon")
-    horizon_years: int
-    risk_class: str
-    decision: Literal["accept", "accept_with_loading", "refer", "decline"]
-    premium_loading_pct: float | None
+    horizon_years: int = Field(description="years after index_date the probability covers")
+    risk_class: str = Field(description="the product's risk class for this probability (GET /products lists "
+                                        "each class's bound, decision and loading)")
+    decision: Literal["accept", "accept_with_loading", "refer", "decline"] = Field(description=DECISIONS)
+    premium_loading_pct: float | None = Field(description="premium loading in percent of the standard premium "
+                                                          "(negative: a discount); null when a knock-out decided "
+                                                          "or the class is not priced")
     knockout: str | None = Field(None, description="the rule that decided before the model, if any")
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(description="the features raising this applicant's risk the most (TreeSHAP), "
+                                              "strongest first: the product's 3 to 5, fewer when fewer raise it")
 
 
 class ApplicantError(BaseModel):
     field: str = Field(description="path of the offending field, e.g. applicant.lab_results[2].value")
-    rule: str
-    message: str
+    rule: str = Field(description="the rule broken, e.g. out_of_range, unknown_code, required_by_model")
+    message: str = Field(description="what the rule allows, in words; never the submitted value")
 
 
 class BatchItem(BaseModel):
-    index: int
-    status: int
-    result: ScoreResult | None = None
-    errors: list[ApplicantError] | None = None
+    index: int = Field(description="the applicant's position in the request's applicants")
+    status: int = Field(description="this applicant's own status: 200 scored, 422 refused")
+    result: ScoreResult | None = Field(None, description="the answer /score gives this applicant (status 200)")
+    errors: list[ApplicantError] | None = Field(None, description="each field path and rule broken (status 422)")
 
 
 class BatchResult(BaseModel):
-    request_id: str
-    product: str
-    results: list[BatchItem]
+    request_id: str = Field(description="the id of the batch's audit record (also the x-request-id header)")
+    product: str = Field(description="the insurance product scored")
+    results: list[BatchItem] = Field(description="one item per applicant, in the request's order")
 
 
 class Explanation(BaseModel):
-    request_id: str
-    product: str
-    model_version: str
+    request_id: str = Field(description="the id of this answer's audit record (also the x-request-id header)")
+    product: str = Field(description="the insurance product scored")
+    model_version: str = Field(description="the exact registry version that answered")
     base_value: float = Field(description="expected raw score (log-odds) over the training data")
     raw_score: float = Field(description="the model's raw score (log-odds); base_value + sum of contributions")
-    contributions: dict[str, float]
-    values: dict[str, float | None]
+    contributions: dict[str, float] = Field(description="each model feature's TreeSHAP contribution (log-odds)")
+    values: dict[str, float | None] = Field(description="each model feature's value, in its unit; null when not "
+                                                         "recorded")
 
 
 class ProductInfo(BaseModel):
-    product: str
-    title: str
-    horizon_years: int
+    product: str = Field(description="the product's name, as /score takes it")
+    title: str = Field(description="the product's title")
+    horizon_years: int = Field(description="years after the index date its probabilities cover")
     model_name: str | None = Field(description="the registered model answering; null while it is not loaded")
     model_version: str | None = Field(description="the exact version answering; null while it is not loaded")
-    loaded: bool
+    loaded: bool = Field(description="whether its champion is loaded and answering")
     load_error: str | None = Field(description="set when the champion could not be loaded (the server log says why)")
-    risk_classes: list[RiskClass]
+    risk_classes: list[RiskClass] = Field(description="the classes, by ascending probability bound")
 
 
 class ProductList(BaseModel):
-    products: list[ProductInfo]
+    products: list[ProductInfo] = Field(description="every product this server serves")
     input_schema: dict[str, Any] = Field(description="JSON Schema of an applicant (the Applicant model)")
 
 
@@ -215,6 +220,6 @@ class ErrorAnswer(BaseModel):
     """Every refusal's body: the request id to quote, the status again, and each field path and rule broken
     (never the submitted value)."""
 
-    request_id: str
-    status: int
-    errors: list[ApplicantError] = Field(min_length=1)
+    request_id: str = Field(description="the id to quote (the refusal's audit record, when it has one)")
+    status: int = Field(description="the HTTP status again")
+    errors: list[ApplicantError] = Field(min_length=1, description="each field path and rule broken")

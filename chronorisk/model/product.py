@@ -99,10 +99,14 @@ class Split(_Strict):
         return out
 
 
+DECISIONS = ("accept: issue at the standard premium; accept_with_loading: issue with the class's premium loading; "
+             "refer: an underwriter decides; decline: not offered")
+
+
 class RiskClass(_Strict):
-    name: str
+    name: str = Field(description="the risk class, as the product names it (e.g. preferred, standard)")
     below: float = Field(gt=0, le=1.0001, description="calibrated horizon probability upper bound (exclusive)")
-    decision: Literal["accept", "accept_with_loading", "refer", "decline"]
+    decision: Literal["accept", "accept_with_loading", "refer", "decline"] = Field(description=DECISIONS)
     premium_loading_pct: float | None = Field(None, description="premium loading in percent; null when not priced")
 
 

@@ -61,3 +61,13 @@ def test_the_docs_page_and_its_script_need_no_key_and_come_from_this_server(scor
     assert "validatorUrl: null" in script.text  # the online validator badge would fetch from swagger.io
     version = httpx.get(f"{scoring_server.url}/docs.json", timeout=10).json()["info"]["version"]
     assert isinstance(version, str) and version not in ("", "None")  # OpenAPI requires one
+
+
+def test_every_field_of_every_answer_says_what_it_means(scoring_server):
+    document = httpx.get(f"{scoring_server.url}/docs.json", timeout=10).json()
+    answers = ("ScoreResult", "BatchResult", "BatchItem", "Explanation", "ProductList", "ProductInfo", "RiskClass",
+               "Reason", "ErrorAnswer", "ApplicantError")
+    schemas = document["components"]["schemas"]
+    undescribed = {name: [field for field, spec in schemas[name]["properties"].items() if not spec.get("description")]
+                   for name in answers}
+    assert undescribed == {name: [] for name in answers}
