@@ -82,13 +82,12 @@ class Settings(BaseSettings):
     @classmethod
     def _pairs(cls, value: object) -> object:
         if isinstance(value, str):
-            pairs = [p.strip() for p in value.split(",") if p.strip()]
-            bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0].strip()
-                   or not (p.split("=")[1].strip().isdigit() or p.split("=")[1].strip() == NO_VERSION)]
+            pairs = [[part.strip() for part in p.split("=")] for p in value.split(",") if p.strip()]
+            bad = [p for p in pairs if len(p) != 2 or not p[0] or not (p[1].isdigit() or p[1] == NO_VERSION)]
             if bad:
                 raise ValueError(f"serve_versions: {len(bad)} entries are not product=version (e.g. diabetes=3, "
                                  f"or {NO_VERSION} for a product with no champion at launch)")
-            return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
+            return {product: version for product, version in pairs}
         return value
 
     @model_validator(mode="after")

@@ -136,13 +136,9 @@ def _has_ties(g: np.ndarray, before: np.ndarray) -> bool:
     return bool(len(g) > 1 and ((g[1:] == g[:-1]) & (before[1:] == before[:-1])).any())
 
 
-def join_before(records: Table, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
-                tiebreak: Sequence[str] = ()) -> Joined:
-    """Rows of `records` dated strictly before each pair's index date (and within `within_days`)."""
-    cols = Columns(records)
-    empty = Joined(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), cols, pairs.n)
-    if len(records) == 0 or pairs.n == 0:
-        return empty
+def _rows_before(records: Table, cols: Columns, pairs: Pairs, date_col: str, within_days: int | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair position, row position, days before the index date) of every record a pair may see, unordered."""
     member = positions(pairs.members, records["member_id"])
     known = np.flatnonzero(member >= 0)
     member = member[known]
@@ -155,12 +151,31 @@ def join_before(records: Table, pairs: Pairs, *, date_col: str = "date", within_
     keep = before >= 1
     if within_days is not None:
         keep &= before <= within_days
-    g, rows, before = g[keep], rows[keep], before[keep]
+    return g[keep], rows[keep], before[keep]
+
+
+def join_before(records: Table, pairs: Pairs, *, date_col: str = "date", within_days: int | None = None,
+                tiebreak: Sequence[str] = ()) -> Joined:
+    """Rows of `records` dated strictly before each pair's index date (and within `within_days`)."""
+    cols = Columns(records)
+    empty = Joined(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), cols, pairs.n)
+    if len(records) == 0 or pairs.n == 0:
+        return empty
+    g, rows, before = _rows_before(records, cols, pairs, date_col, within_days)
     order = np.lexsort([rows, -before, g])
     if tiebreak and _has_ties(g[order], before[order]):  # only same-day rows need the content keys
         keys = [rows] + [_sort_key(records[c])[rows] for c in reversed(tiebreak)] + [-before, g]
         order = np.lexsort(keys)
     return Joined(g[order], before[order], rows[order], cols, pairs.n)
+
+
+def count_before(records: Table, pairs: Pairs, *, date_col: str = "date") -> np.ndarray:
+    """Per pair, how many of `records` are dated strictly before its index date: `count(join_before(...))`
+    without the ordering, which a count does not need (the knock-outs ask it of every request)."""
+    if len(records) == 0 or pairs.n == 0:
+        return np.zeros(pairs.n)
+    g, _, _ = _rows_before(records, Columns(records), pairs, date_col, None)
+    return np.bincount(g, minlength=pairs.n).astype(float)
 
 
 # --- reductions over the joined rows, one value per pair (NaN where a pair has no valid row) ---

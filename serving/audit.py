@@ -86,10 +86,13 @@ class _Pending:
     record: AuditRecord
     stored: AuditRecord | None = None
     error: AuditUnavailable | None = None
-    done: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.stored is not None or self.error is not None
 
     def fail(self, error: AuditUnavailable) -> None:
-        self.error, self.done = error, True
+        self.error = error
 
 
 def checkpoint_path(url: str, configured: Path | None = None) -> Path | None:
@@ -171,8 +174,7 @@ class AuditLog:
             raise ValueError("this audit log was opened without keys: it is read-only")
         mine = _Pending(normalised(record))  # a record that cannot be stored: the caller's ValueError, alone
         if time.monotonic() < self._hung_until:  # the last write ran out of time: do not queue behind it
-            raise AuditUnavailable(f"audit record {record.request_id!r} not committed: the audit database did "
-                                   f"not answer within {self.timeout_s:g} s moments ago")
+            raise self._hung(record.request_id)
         give_up = time.monotonic() + self.timeout_s
         with self._turn:
             self._queue.append(mine)
@@ -192,12 +194,8 @@ class AuditLog:
                 batch, self._queue = self._queue, []
         if not mine.done:
             try:
-                if time.monotonic() < self._hung_until:  # a commit hung while these waited: do not try again yet
-                    for p in batch:
-                        p.fail(AuditUnavailable(f"audit record {p.record.request_id!r} not committed: the audit "
-                                                f"database did not answer within {self.timeout_s:g} s moments ago"))
                 with deadline(self.timeout_s):
-                    self._commit_batch([p for p in batch if not p.done], self.keys.hmac_key)
+                    self._commit_batch(batch, self.keys.hmac_key)
             except BaseException as err:  # never leave a waiter without an outcome
                 logger.error("audit commit failed unexpectedly: %s", type(err).__name__)
                 for p in batch:
@@ -217,8 +215,11 @@ class AuditLog:
 
     def _commit_batch(self, batch: list[_Pending], key: bytes) -> None:
         """Commit the waiting records in one transaction; if it fails and holds several, each alone (so one
-        record's failure, a repeated request id say, is not its neighbours')."""
-        if not batch:
+        record's failure, a repeated request id say, is not its neighbours'). After a hang, none is tried
+        until the log has had timeout_s to recover."""
+        if time.monotonic() < self._hung_until:  # a commit hung moments ago: do not try again yet
+            for p in batch:
+                p.fail(self._hung(p.record.request_id))
             return
         try:
             stored = self._commit([p.record for p in batch], key)
@@ -229,15 +230,15 @@ class AuditLog:
                 batch[0].fail(err)
                 return
             for p in batch:
-                if time.monotonic() < self._hung_until:
-                    p.fail(AuditUnavailable(f"audit record {p.record.request_id!r} not committed: the audit "
-                                            f"database did not answer within {self.timeout_s:g} s"))
-                else:
-                    self._commit_batch([p], key)
+                self._commit_batch([p], key)
             return
         for p, s in zip(batch, stored, strict=True):
-            p.stored, p.done = s, True
+            p.stored = s
         self._committed_seq = max(self._committed_seq, stored[-1].seq or 0)
+
+    def _hung(self, request_id: str) -> AuditUnavailable:
+        return AuditUnavailable(f"audit record {request_id!r} not committed: the audit database did not answer "
+                                f"within {self.timeout_s:g} s moments ago")
 
     def _sign_due(self, batch: list[_Pending]) -> None:
         """Sign the checkpoints a batch reached (the first record, every checkpoint_every-th), outside the

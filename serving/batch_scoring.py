@@ -51,8 +51,8 @@ Outcome = Scored | ApplicantRejected
 
 
 def _concat(tables: list[Table]) -> Table:
-    """One table of the requests' tables, in request order, positions 0..n-1 (all built alike by
-    `applicant_tables`, so their columns share names and dtypes)."""
+    """One table of the requests' custom-measurement tables, in request order, positions 0..n-1 (all
+    built alike by `custom_table`, so their columns share names and dtypes)."""
     kept = [t for t in tables if len(t)]
     if len(kept) <= 1:
         return kept[0] if kept else tables[0]

@@ -20,7 +20,7 @@ from chronorisk.data.measurements import CUSTOM_TABLE, applicant_measurements
 from chronorisk.data.table import Table, column_of
 from chronorisk.model.bundle import LoadedModel
 from features.build import feature_matrix
-from features.pointintime import Pairs, count, join_before
+from features.pointintime import Pairs, count_before
 from features.registry import FeatureRegistry, default_registry
 from serving.schemas import ANSWERS, Applicant, ApplicantError, Questionnaire, Reason, ScoreResult
 from training.labels import event_records
@@ -168,7 +168,7 @@ def _errors_from_quarantine(rejected: dict[str, pd.DataFrame]) -> list[Applicant
 def accepted_tables(applicant: Applicant, today: date, pepper: bytes) -> dict[str, Table]:
     """Validate the applicant's records with the batch contracts; any rejected row rejects the request."""
     accepted, rejected, _ = validate_columns(applicant_tables(applicant), extract_date=today, pepper=pepper)
-    errors = _errors_from_quarantine({k: v for k, v in rejected.items() if len(v)})
+    errors = _errors_from_quarantine(rejected)  # the tables with rejected rows only
     if errors:
         raise ApplicantRejected(errors)
     return accepted
@@ -193,8 +193,8 @@ def knockouts(served: ServedModel, tables: Mapping[str, Table], pairs: Pairs) ->
     spec = served.model.spec
     members, dates = event_records(tables, spec)
     events = Table({"member_id": column_of("str", members.tolist()), "date": dates})
-    prevalent = count(join_before(events, pairs)) > 0
-    sources = sum((count(join_before(tables[name], pairs)) > 0).astype(int) for name in LIST_TABLES)
+    prevalent = count_before(events, pairs) > 0
+    sources = sum((count_before(tables[name], pairs) > 0).astype(int) for name in LIST_TABLES)
     need = spec.knockouts.min_data_sources
     return [f"prevalent: {spec.disease} already on record before the application" if p else
             f"too little data: {n} of consultations, labs or wearables on record (at least {need} needed)"

@@ -115,7 +115,7 @@ class ChronoriskService:
         # noise. Nothing about an answer changes.
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
-        if not self.load_errors and all(p in self.models for p in self.products):
+        if self._loaded():
             self.ready_marks.set()
 
     @bentoml.on_shutdown
@@ -129,8 +129,12 @@ class ChronoriskService:
             logger.error("%d linked audit records not written at shutdown (audit log unavailable)", left)
         self.audit.close()
 
+    def _loaded(self) -> bool:
+        """This worker has every served product's champion."""
+        return not self.load_errors and all(p in self.models for p in self.products)
+
     def __is_ready__(self) -> bool:
-        return not self.load_errors and all(p in self.models for p in self.products) and self.ready_marks.all_set()
+        return self._loaded() and self.ready_marks.all_set()
 
     def _audit(self, ctx: bentoml.Context, product: str, status: int, *, applicant: Applicant | None = None,
                result: ScoreResult | None = None, features: dict[str, float | None] | None = None,

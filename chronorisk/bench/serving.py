@@ -162,10 +162,10 @@ def _measured(proc: Any, url: str, body: bytes, headers: dict[str, str], concurr
 
 def _spread(proc: Any, url: str, body: bytes, headers: dict[str, str], concurrency: int) -> dict[str, Any]:
     """A load on a server with SPREAD_WORKERS workers, and the CPU seconds each worker spent on it: the
-    busiest SPREAD_WORKERS of the server's processes (the leader and its helpers barely run)."""
+    busiest SPREAD_WORKERS of the server's processes (the leader and its helpers barely run). The server
+    answered ready only once every worker had loaded (serving/readiness.py), so no worker is still loading."""
     import psutil
 
-    _every_worker_ready(url)
     processes = psutil.Process(proc.pid).children(recursive=True)
 
     def cpu() -> dict[int, float]:
@@ -181,19 +181,6 @@ def _spread(proc: Any, url: str, body: bytes, headers: dict[str, str], concurren
     busy = sorted((after[pid] - before[pid] for pid in after if pid in before), reverse=True)[:SPREAD_WORKERS]
     return {**figures, "workers": SPREAD_WORKERS, "worker_cpu_s": [round(b, 2) for b in busy],
             "worker_cpu_share_min": min(busy) / sum(busy) if sum(busy) > 0 else 0.0}
-
-
-def _every_worker_ready(url: str, in_a_row: int = 20, limit_s: float = 120.0) -> None:
-    """Wait until /readyz answers 200 on `in_a_row` fresh connections in a row: the server is ready once one
-    worker is, and each new connection may reach another, still loading its champion."""
-    deadline, ok = time.monotonic() + limit_s, 0
-    while ok < in_a_row:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not every worker of {url} became ready within {limit_s:.0f} s")
-        with httpx.Client(base_url=url, timeout=5) as client:  # a new connection each time
-            ok = ok + 1 if client.get("/readyz").status_code == 200 else 0
-        if ok == 0:
-            time.sleep(0.5)
 
 
 def batch_body(applicant: dict[str, Any]) -> bytes:
